@@ -1,0 +1,105 @@
+"""Grad mode and the backward graph walk.
+
+The graph is made of `Function` nodes; each remembers, per input, the node the
+gradient flows to next: the input's own Function, or the input tensor itself when
+it is a leaf. Tensors in the middle of the graph are not kept alive by it, so the
+only memory a graph holds is what each op saved for its backward.
+"""
+import contextlib
+import threading
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    return getattr(_state, "enabled", True)
+
+
+def set_grad_enabled(mode):
+    _state.enabled = bool(mode)
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager and decorator: ops inside record no graph (inference, updates)."""
+
+    def __enter__(self):
+        self.prev = is_grad_enabled()
+        set_grad_enabled(False)
+
+    def __exit__(self, *exc):
+        set_grad_enabled(self.prev)
+        return False
+
+
+class enable_grad(no_grad):
+    """The opposite of no_grad, e.g. inside gradcheck called under no_grad."""
+
+    def __enter__(self):
+        self.prev = is_grad_enabled()
+        set_grad_enabled(True)
+
+
+def unbroadcast(grad, shape):
+    """Sum a gradient back to `shape`: the one place broadcasting is undone."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(i + extra for i, n in enumerate(shape)
+                                       if n == 1 and grad.shape[i + extra] != 1)
+    grad = grad.sum(axis=axes, keepdims=True) if axes else grad
+    return grad.reshape(shape)
+
+
+def _topological_order(root):
+    """Functions reachable from root, each after every Function that consumes it.
+
+    Iterative depth-first search, so a 10,000-op chain needs no recursion."""
+    order, seen, stack = [], {root}, [(root, False)]
+    while stack:
+        fn, expanded = stack.pop()
+        if expanded:
+            order.append(fn)
+            continue
+        stack.append((fn, True))
+        for parent in fn.parents:
+            if parent is not None and not parent.is_leaf_node and parent not in seen:
+                seen.add(parent)
+                stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def backward(tensor, grad, retain_graph=False):
+    """Accumulate d(tensor)/d(leaf) * grad into every leaf's .grad."""
+    from .tensor import Tensor
+
+    root = tensor._ctx
+    if root is None:
+        tensor._accumulate(tensor._run_hooks(grad))
+        return
+    grads = {root: grad}
+    leaves = {}
+    for fn in _topological_order(root):
+        g = grads.pop(fn, None)
+        if g is None:
+            continue
+        g = fn.run_output_hooks(g, Tensor)
+        if fn.released:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access "
+                "saved tensors after they have already been freed). Saved intermediate "
+                "values of the graph are freed when you call .backward(). Specify "
+                "retain_graph=True if you need to backward through the graph a second time.")
+        in_grads = fn.backward(g)
+        if not isinstance(in_grads, tuple):
+            in_grads = (in_grads,)
+        if not retain_graph:
+            fn.release()
+        for parent, shape, ig in zip(fn.parents, fn.input_shapes, in_grads):
+            if parent is None or ig is None:
+                continue
+            ig = unbroadcast(ig, shape)
+            book = leaves if parent.is_leaf_node else grads
+            book[parent] = ig if parent not in book else book[parent] + ig
+    for leaf, g in leaves.items():
+        leaf._accumulate(leaf._run_hooks(g))

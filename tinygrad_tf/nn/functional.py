@@ -1,0 +1,129 @@
+"""Stateless neural-network functions (torch.nn.functional's names and arguments)."""
+import math
+
+from .. import backend
+from ..backend import array_module
+from ..ops import nn as N
+from ..tensor import Tensor
+
+
+def _check_float(x, name):
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} expects a floating-point tensor, got dtype {x.dtype}")
+
+
+def linear(input, weight, bias=None):
+    if input.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input has {input.shape[-1]} features (shape {input.shape}) "
+                         f"but weight expects {weight.shape[-1]} (shape {weight.shape})")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias shape {bias.shape}, expected ({weight.shape[0]},)")
+    return N.Linear.apply(input, weight, bias)
+
+
+def relu(input):
+    return input.relu()
+
+
+def gelu(input, approximate="none"):
+    return input.gelu(approximate)
+
+
+def softmax(input, dim):
+    return input.softmax(dim)
+
+
+def log_softmax(input, dim):
+    return input.log_softmax(dim)
+
+
+def _check_int_index(idx, name):
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer tensor, got dtype {idx.dtype}")
+
+
+def cross_entropy(input, target, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """input (N, C) or (N, C, d1, ...) logits; target (N,) or (N, d1, ...) class indices."""
+    _check_float(input, "cross_entropy")
+    target = target if isinstance(target, Tensor) else Tensor(target, device=input.device)
+    _check_int_index(target, "cross_entropy target")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    if input.ndim < 2 or target.shape != input.shape[:1] + input.shape[2:]:
+        raise ValueError(f"cross_entropy expects input (N, C, ...) and target (N, ...); got input "
+                         f"{input.shape} and target {target.shape}")
+    c = input.shape[1]
+    t = target.data
+    bad = (t != ignore_index) & ((t < 0) | (t >= c))
+    if bool(bad.any()):
+        value = int(t[bad].reshape(-1)[0])
+        raise IndexError(f"cross_entropy target {value} is out of range for {c} classes "
+                         f"(expected 0..{c - 1} or ignore_index={ignore_index})")
+    logits = input
+    if input.ndim > 2:  # move classes last, then rows
+        logits = input.permute(0, *range(2, input.ndim), 1)
+    loss = N.CrossEntropy.apply(logits.reshape(-1, c), t.reshape(-1), ignore_index, reduction,
+                                float(label_smoothing))
+    return loss.reshape(target.shape) if reduction == "none" else loss
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    _check_float(input, "layer_norm")
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if input.shape[input.ndim - len(shape):] != shape:
+        raise ValueError(f"layer_norm: normalized_shape {shape} does not match the input's trailing "
+                         f"dims (input shape {input.shape})")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.shape != shape:
+            raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected {shape}")
+    return N.LayerNorm.apply(input, weight, bias, len(shape), eps)
+
+
+def embedding(input, weight):
+    """weight[input]; input holds integer ids in [0, num_embeddings)."""
+    idx = input if isinstance(input, Tensor) else Tensor(input, device=weight.device)
+    _check_int_index(idx, "embedding indices")
+    n = weight.shape[0]
+    if idx.numel() and (int(idx.data.min()) < 0 or int(idx.data.max()) >= n):
+        bad = int(idx.data.max()) if int(idx.data.max()) >= n else int(idx.data.min())
+        raise IndexError(f"embedding index {bad} is out of range for {n} embeddings (expected 0..{n - 1})")
+    return N.Embedding.apply(idx.data, weight)
+
+
+def dropout(input, p=0.5, training=True):
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    return N.Dropout.apply(input, p, backend.rng(input.device))
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+                                 scale=None):
+    """softmax(q k^T * scale + mask) v over the last two dims, as torch's.
+
+    attn_mask: bool (True = take part in attention) or float (added to the scores).
+    Plain composition of differentiable ops, so every gradient is the chain rule."""
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"attention shapes do not fit: query {query.shape}, key {key.shape}, "
+                         f"value {value.shape}")
+    if attn_mask is not None and is_causal:
+        raise ValueError("pass either attn_mask or is_causal=True, not both")
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * scale
+    if is_causal:
+        xp = array_module(query.data)
+        t_q, t_k = query.shape[-2], key.shape[-2]
+        attn_mask = Tensor._wrap(xp.tril(xp.ones((t_q, t_k), dtype=bool)))
+    if attn_mask is not None:
+        if attn_mask.dtype == backend.bool_:
+            scores = scores.masked_fill(Tensor._wrap(~attn_mask.data), float("-inf"))
+        else:
+            scores = scores + attn_mask
+    weights = scores.softmax(-1)
+    weights = dropout(weights, dropout_p)  # as torch: pass dropout_p=0.0 in eval
+    return weights @ value

@@ -1,0 +1,1 @@
+"""The differentiable ops, grouped by kind; each is one Function subclass."""

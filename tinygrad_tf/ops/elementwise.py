@@ -1,0 +1,185 @@
+"""Elementwise ops. Broadcasting is undone by the graph walk, not here."""
+import math
+
+from ..backend import array_module
+from ..function import Function
+
+
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        return g, -g
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        return g * self.b, g * self.a
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.b, self.out = b, a / b
+        return self.out
+
+    def backward(self, g):
+        ga = g / self.b
+        return ga, -ga * self.out
+
+
+class Pow(Function):
+    """a ** b for tensors or numbers on either side."""
+
+    def forward(self, a, b):
+        self.a, self.b, self.out = a, b, a ** b
+        return self.out
+
+    def backward(self, g):
+        xp = array_module(self.out)
+        ga = g * self.b * self.a ** (self.b - 1) if self.needs_grad[0] else None
+        gb = g * self.out * xp.log(self.a) if self.needs_grad[1] else None
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.out = array_module(a).exp(a)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return array_module(a).log(a)
+
+    def backward(self, g):
+        return g / self.a
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        self.out = array_module(a).sqrt(a)
+        return self.out
+
+    def backward(self, g):
+        return g / (2 * self.out)
+
+
+class Tanh(Function):
+    def forward(self, a):
+        self.out = array_module(a).tanh(a)
+        return self.out
+
+    def backward(self, g):
+        return g * (1 - self.out * self.out)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        # 0.5 * (1 + tanh(a/2)) never overflows, unlike 1 / (1 + exp(-a)).
+        self.out = 0.5 * (array_module(a).tanh(0.5 * a) + 1)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out * (1 - self.out)
+
+
+class Relu(Function):
+    def forward(self, a):
+        self.mask = a > 0
+        return a * self.mask
+
+    def backward(self, g):
+        return g * self.mask
+
+
+def erf(x):
+    """erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): NumPy has no erf."""
+    xp = array_module(x)
+    s, ax = xp.sign(x), xp.abs(x)
+    t = 1 / (1 + 0.3275911 * ax)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return s * (1 - poly * xp.exp(-ax * ax))
+
+
+class Gelu(Function):
+    """GELU: x * Phi(x); approximate="tanh" is the GPT-2 formula."""
+
+    def forward(self, a, approximate="none"):
+        xp = array_module(a)
+        self.a, self.approximate = a, approximate
+        if approximate == "tanh":
+            self.t = xp.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3))
+            return 0.5 * a * (1 + self.t)
+        if approximate != "none":
+            raise ValueError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.cdf = 0.5 * (1 + erf(a * (1 / math.sqrt(2))))
+        return a * self.cdf
+
+    def backward(self, g):
+        xp, a = array_module(self.a), self.a
+        if self.approximate == "tanh":
+            dt = (1 - self.t ** 2) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * a * a)
+            return g * (0.5 * (1 + self.t) + 0.5 * a * dt)
+        pdf = xp.exp(-0.5 * a * a) * (1 / math.sqrt(2 * math.pi))
+        return g * (self.cdf + a * pdf)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.a = a
+        return abs(a)
+
+    def backward(self, g):
+        return g * array_module(self.a).sign(self.a)
+
+
+class Clamp(Function):
+    def forward(self, a, lo=None, hi=None):
+        xp = array_module(a)
+        out = a if lo is None else xp.maximum(a, lo)
+        out = out if hi is None else xp.minimum(out, hi)
+        self.inside = out == a
+        return out
+
+    def backward(self, g):
+        return g * self.inside
+
+
+class Where(Function):
+    """where(cond, a, b); masked_fill is where(mask, value, x)."""
+
+    def forward(self, cond, a, b):
+        self.cond = cond
+        return array_module(cond).where(cond, a, b)
+
+    def backward(self, g):
+        xp = array_module(g)
+        zero = g.dtype.type(0)
+        ga = xp.where(self.cond, g, zero) if self.needs_grad[1] else None
+        gb = xp.where(self.cond, zero, g) if self.needs_grad[2] else None
+        return None, ga, gb

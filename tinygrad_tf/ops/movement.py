@@ -1,0 +1,99 @@
+"""Ops that move data around: reshape, permute, expand, indexing, concatenation."""
+from ..backend import array_module, device_of, is_cuda_array, to_device
+from ..function import Function
+
+
+class Reshape(Function):
+    def forward(self, a, shape):
+        self.shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.shape)
+
+
+class Permute(Function):
+    def forward(self, a, dims):
+        self.dims = dims
+        return a.transpose(dims)
+
+    def backward(self, g):
+        inverse = [0] * len(self.dims)
+        for i, d in enumerate(self.dims):
+            inverse[d] = i
+        return g.transpose(inverse)
+
+
+class Expand(Function):
+    """broadcast_to; its backward is the graph walk's unbroadcast."""
+
+    def forward(self, a, shape):
+        return array_module(a).broadcast_to(a, shape)
+
+    def backward(self, g):
+        return g
+
+
+def scatter_add(target, index, values):
+    """target[index] += values with repeated indices adding up (np.add.at)."""
+    if is_cuda_array(target):
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+    else:
+        array_module(target).add.at(target, index, values)
+
+
+def is_basic_index(index):
+    """Ints, slices, None and Ellipsis never repeat an element: plain assignment undoes them."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in items)
+
+
+class GetItem(Function):
+    def forward(self, a, index):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        return a[index]
+
+    def backward(self, g):
+        out = array_module(g).zeros(self.shape, self.dtype)
+        if is_basic_index(self.index):
+            out[self.index] = g
+        else:
+            scatter_add(out, self.index, g)
+        return out
+
+
+class Cat(Function):
+    def forward(self, *arrays, dim):
+        self.dim = dim
+        self.bounds = []
+        total = 0
+        for a in arrays[:-1]:
+            total += a.shape[dim]
+            self.bounds.append(total)
+        return array_module(arrays[0]).concatenate(arrays, axis=dim)
+
+    def backward(self, g):
+        return tuple(array_module(g).split(g, self.bounds, axis=self.dim))
+
+
+class Cast(Function):
+    """Change dtype; the gradient goes back in the input's dtype."""
+
+    def forward(self, a, dtype):
+        self.dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.dtype)
+
+
+class ToDevice(Function):
+    """Move between CPU and GPU; the gradient moves back."""
+
+    def forward(self, a, device):
+        self.device = device_of(a)
+        return to_device(a, device)
+
+    def backward(self, g):
+        return to_device(g, self.device)

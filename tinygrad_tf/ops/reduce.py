@@ -1,0 +1,85 @@
+"""Reductions over `dim` (None, an int or a tuple), with keepdim as in PyTorch."""
+from ..backend import array_module
+from ..function import Function
+
+
+def normalize_dims(dim, ndim):
+    """dim -> tuple of non-negative axes; out-of-range dims name the tensor's ndim."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    out = []
+    for d in dims:
+        if not isinstance(d, int) or not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(f"dim {d!r} is out of range for a tensor with {ndim} dimension(s)")
+        out.append(d % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"dim {dim!r} names a dimension twice")
+    return tuple(out)
+
+
+def keepdim_shape(shape, axes):
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    def forward(self, a, axes, keepdim):
+        self.shape, self.axes = a.shape, axes
+        return a.sum(axis=axes, keepdims=keepdim)
+
+    def backward(self, g):
+        xp = array_module(g)
+        return xp.broadcast_to(g.reshape(keepdim_shape(self.shape, self.axes)), self.shape)
+
+
+class Mean(Function):
+    def forward(self, a, axes, keepdim):
+        self.shape, self.axes = a.shape, axes
+        self.n = 1
+        for ax in axes:
+            self.n *= a.shape[ax]
+        return a.mean(axis=axes, keepdims=keepdim)
+
+    def backward(self, g):
+        xp = array_module(g)
+        return xp.broadcast_to(g.reshape(keepdim_shape(self.shape, self.axes)) / self.n, self.shape)
+
+
+class Var(Function):
+    """Variance with Bessel's correction when unbiased, as torch.var."""
+
+    def forward(self, a, axes, keepdim, unbiased):
+        n = 1
+        for ax in axes:
+            n *= a.shape[ax]
+        self.denom = max(n - 1, 0) if unbiased else n
+        self.diff = a - a.mean(axis=axes, keepdims=True)
+        self.shape, self.axes = a.shape, axes
+        return (self.diff * self.diff).sum(axis=axes, keepdims=keepdim) / self.denom
+
+    def backward(self, g):
+        g = g.reshape(keepdim_shape(self.shape, self.axes))
+        return (2 / self.denom) * self.diff * g
+
+
+class Max(Function):
+    """max over dims. Ties: a full reduction shares the gradient evenly between
+    the maxima; max(dim) gives it to the index it returns (as PyTorch does)."""
+
+    def forward(self, a, axes, keepdim, index=None):
+        out = a.max(axis=axes, keepdims=True)
+        if index is None:
+            self.mask = a == out
+            self.count = self.mask.sum(axis=axes, keepdims=True)
+        else:
+            xp = array_module(a)
+            ax = axes[0]
+            positions = xp.arange(a.shape[ax]).reshape(keepdim_shape(a.shape, tuple(
+                i for i in range(a.ndim) if i != ax)))
+            self.mask = positions == xp.expand_dims(index, ax)
+            self.count = 1
+        self.keep_shape = out.shape
+        return out if keepdim else out.reshape([n for i, n in enumerate(a.shape) if i not in axes])
+
+    def backward(self, g):
+        return self.mask * (g.reshape(self.keep_shape) / self.count)

@@ -1,0 +1,464 @@
+"""Tensor: an array, its gradient, and the Function that made it.
+
+`.data` is the raw backend array (numpy.ndarray or cupy.ndarray); `.grad` is a
+Tensor (or None). Operators and methods are thin sugar over `Function.apply`.
+"""
+import math
+import weakref
+
+import numpy as np
+
+from . import autograd, backend
+from .backend import array_module, device_of, parse_device, parse_dtype
+from .ops import elementwise as E, matmul as M, movement as V, nn as N, reduce as R
+from .ops.reduce import normalize_dims
+
+FLOAT_DTYPES = (backend.float16, backend.float32, backend.float64)
+
+
+def as_array(data, dtype=None, device=None):
+    """Anything array-like -> a backend array; Python floats default to float32."""
+    dtype = parse_dtype(dtype)
+    if isinstance(data, Tensor):
+        data = data.data
+    if backend.is_cuda_array(data) or isinstance(data, np.ndarray):
+        arr = data
+    else:
+        try:
+            arr = np.asarray(data)
+        except ValueError as e:
+            raise ValueError(f"cannot make a tensor from a ragged nested sequence "
+                             f"(every row must have the same length): {e}") from None
+        if dtype is None and arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+    if dtype is None and arr.dtype not in backend.DTYPES.values():
+        if arr.dtype.kind in "iu" and arr.dtype != np.uint64:
+            dtype = backend.int64
+        elif arr.dtype.kind == "f":
+            dtype = backend.float32
+        else:
+            raise TypeError(f"cannot make a tensor of dtype {arr.dtype}: expected numbers or bools")
+    if dtype is not None and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    if device is not None:
+        arr = backend.to_device(arr, parse_device(device))
+    return arr
+
+
+class RemovableHandle:
+    def __init__(self, hooks, hook):
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self):
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
+
+
+class Tensor:
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_hooks", "__weakref__")
+    __hash__ = object.__hash__  # identity, although == is elementwise
+    is_leaf_node = True  # as a parent in the graph, a tensor is where gradients stop
+
+    def __init__(self, data, dtype=None, device=None, requires_grad=False):
+        self.data = as_array(data, dtype, device)
+        self.grad, self._ctx, self._hooks, self._requires_grad = None, None, [], False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _wrap(cls, data, ctx=None):
+        """Fast path for ops: no conversion, no checks."""
+        t = cls.__new__(cls)
+        t.data, t.grad, t._ctx, t._hooks, t._requires_grad = data, None, ctx, [], ctx is not None
+        return t
+
+    # --- properties -----------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if flag and self.data.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
+        if not flag and self._ctx is not None:
+            raise RuntimeError("requires_grad can only be turned off on leaf tensors; use .detach()")
+        self._requires_grad = bool(flag)
+
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    device = property(lambda self: device_of(self.data))
+    is_leaf = property(lambda self: self._ctx is None)
+    grad_fn = property(lambda self: self._ctx)
+    T = property(lambda self: self.permute(*reversed(range(self.ndim))))
+
+    def numel(self):
+        return int(self.data.size)
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[normalize_dims(dim, self.ndim)[0]]
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self):
+        body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
+        extras = [] if self.device == "cpu" else [f"device='{self.device}'"]
+        if self.dtype not in (backend.float32, backend.int64, backend.bool_):
+            extras.append(f"dtype={self.dtype}")
+        if self._ctx is not None:
+            extras.append(f"grad_fn=<{type(self._ctx).__name__}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({', '.join([body] + extras)})"
+
+    # --- autograd -------------------------------------------------------------------
+    def _grad_node(self):
+        return self._ctx if self._ctx is not None else (self if self._requires_grad else None)
+
+    def _run_hooks(self, grad):
+        for hook in self._hooks:
+            out = hook(Tensor._wrap(grad))
+            if out is not None:
+                grad = out.data
+        return grad
+
+    def _accumulate(self, grad):
+        if grad.dtype != self.dtype:
+            grad = grad.astype(self.dtype)
+        if self.grad is None:
+            self.grad = Tensor._wrap(grad.copy())  # own it: backward may hand out shared views
+        else:
+            self.grad.data = self.grad.data + grad
+
+    def backward(self, gradient=None, retain_graph=False):
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad and has no grad_fn")
+        if gradient is None:
+            if self.numel() != 1:
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs; this "
+                                   f"tensor has shape {self.shape}: pass gradient=")
+            grad = array_module(self.data).ones(self.shape, self.dtype)
+        else:
+            grad = as_array(gradient, self.dtype, self.device)
+            if grad.shape != self.shape:
+                raise ValueError(f"gradient has shape {grad.shape}, expected the tensor's shape {self.shape}")
+        autograd.backward(self, grad, retain_graph)
+
+    def detach(self):
+        return Tensor._wrap(self.data)
+
+    def retain_grad(self):
+        """Keep .grad on a non-leaf tensor too (leaves always keep it)."""
+        if self._ctx is not None:
+            self._ctx.retained = weakref.ref(self)
+
+    def register_hook(self, hook):
+        """hook(grad) -> None or a replacement gradient, called when grad is computed."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        hooks = self._hooks if self._ctx is None else self._ctx.hooks
+        hooks.append(hook)
+        return RemovableHandle(hooks, hook)
+
+    # --- conversions ----------------------------------------------------------------
+    def numpy(self):
+        if self.requires_grad:
+            raise RuntimeError("can't call numpy() on a tensor that requires grad; use .detach().numpy()")
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        if self.numel() != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return backend.to_numpy(self.data).item()
+
+    def tolist(self):
+        return backend.to_numpy(self.data).tolist()
+
+    def __bool__(self):
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def to(self, *args, dtype=None, device=None):
+        """to(device), to(dtype) or to(device, dtype); differentiable, like PyTorch."""
+        for a in args:
+            if isinstance(a, str) and (a == "cpu" or a.startswith("cuda")):
+                device = a
+            else:
+                dtype = a
+        out = self
+        if dtype is not None and parse_dtype(dtype) != self.dtype:
+            out = V.Cast.apply(out, parse_dtype(dtype))
+        if device is not None and parse_device(device) != self.device:
+            out = V.ToDevice.apply(out, parse_device(device))
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device="cuda"):
+        return self.to(device)
+
+    def float(self):
+        return self.to(backend.float32)
+
+    def double(self):
+        return self.to(backend.float64)
+
+    def half(self):
+        return self.to(backend.float16)
+
+    def long(self):
+        return self.to(backend.int64)
+
+    def contiguous(self):
+        return self
+
+    # --- arithmetic -----------------------------------------------------------------
+    def _operand(self, other):
+        """A tensor operand checked against self, or a Python number passed as a constant."""
+        if isinstance(other, Tensor):
+            if device_of(other.data) != device_of(self.data):
+                raise RuntimeError(f"expected both tensors on the same device, got "
+                                   f"{self.device} and {other.device}")
+            if other.shape != self.shape:
+                try:
+                    np.broadcast_shapes(self.shape, other.shape)
+                except ValueError:
+                    raise ValueError(f"shapes {self.shape} and {other.shape} cannot be broadcast "
+                                     f"together") from None
+            return other
+        if isinstance(other, (int, float, bool)):
+            return other
+        return Tensor(other, device=self.device)
+
+    def __add__(self, o): return E.Add.apply(self, self._operand(o))
+    def __radd__(self, o): return E.Add.apply(self._operand(o), self)
+    def __sub__(self, o): return E.Sub.apply(self, self._operand(o))
+    def __rsub__(self, o): return E.Sub.apply(self._operand(o), self)
+    def __mul__(self, o): return E.Mul.apply(self, self._operand(o))
+    def __rmul__(self, o): return E.Mul.apply(self._operand(o), self)
+    def __truediv__(self, o): return E.Div.apply(self, self._operand(o))
+    def __rtruediv__(self, o): return E.Div.apply(self._operand(o), self)
+    def __pow__(self, o): return E.Pow.apply(self, self._operand(o))
+    def __rpow__(self, o): return E.Pow.apply(self._operand(o), self)
+    def __neg__(self): return E.Neg.apply(self)
+    def __matmul__(self, o): return self.matmul(o)
+    def __rmatmul__(self, o): return self._operand(o).matmul(self)
+
+    # Comparisons give bool tensors outside the graph.
+    def _compare(self, o, op):
+        o = self._operand(o)
+        return Tensor._wrap(op(self.data, o.data if isinstance(o, Tensor) else o))
+
+    def __eq__(self, o): return self._compare(o, lambda a, b: a == b)
+    def __ne__(self, o): return self._compare(o, lambda a, b: a != b)
+    def __lt__(self, o): return self._compare(o, lambda a, b: a < b)
+    def __le__(self, o): return self._compare(o, lambda a, b: a <= b)
+    def __gt__(self, o): return self._compare(o, lambda a, b: a > b)
+    def __ge__(self, o): return self._compare(o, lambda a, b: a >= b)
+
+    def exp(self): return E.Exp.apply(self)
+    def log(self): return E.Log.apply(self)
+    def sqrt(self): return E.Sqrt.apply(self)
+    def tanh(self): return E.Tanh.apply(self)
+    def sigmoid(self): return E.Sigmoid.apply(self)
+    def relu(self): return E.Relu.apply(self)
+    def gelu(self, approximate="none"): return E.Gelu.apply(self, approximate=approximate)
+    def abs(self): return E.Abs.apply(self)
+    __abs__ = abs
+
+    def clamp(self, min=None, max=None):
+        if min is None and max is None:
+            raise ValueError("clamp needs at least one of min and max")
+        return E.Clamp.apply(self, min, max)
+
+    def masked_fill(self, mask, value):
+        """Where mask is True, put value (e.g. -inf before a softmax)."""
+        mask = mask if isinstance(mask, Tensor) else Tensor(mask, device=self.device)
+        if mask.dtype != backend.bool_:
+            raise TypeError(f"masked_fill expects a bool mask, got dtype {mask.dtype}")
+        self._operand(mask)  # checks device and broadcastability
+        return E.Where.apply(mask.data, value, self)
+
+    # --- reductions -----------------------------------------------------------------
+    def sum(self, dim=None, keepdim=False):
+        return R.Sum.apply(self, normalize_dims(dim, self.ndim), keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        return R.Mean.apply(self, normalize_dims(dim, self.ndim), keepdim)
+
+    def var(self, dim=None, keepdim=False, unbiased=True):
+        return R.Var.apply(self, normalize_dims(dim, self.ndim), keepdim, unbiased)
+
+    def max(self, dim=None, keepdim=False):
+        """max() -> Tensor; max(dim) -> (values, indices), as in PyTorch."""
+        if self.numel() == 0:
+            raise RuntimeError("max() of an empty tensor")
+        if dim is None:
+            return R.Max.apply(self, normalize_dims(None, self.ndim), False)
+        (ax,) = normalize_dims(dim, self.ndim)
+        index = self.data.argmax(axis=ax)
+        values = R.Max.apply(self, (ax,), keepdim, index)
+        return values, Tensor._wrap(array_module(index).expand_dims(index, ax) if keepdim else index)
+
+    def min(self, dim=None, keepdim=False):
+        out = (-self).max(dim, keepdim)
+        return -out if dim is None else (-out[0], out[1])
+
+    def argmax(self, dim=None, keepdim=False):
+        if dim is None:
+            return Tensor._wrap(self.data.argmax())
+        (ax,) = normalize_dims(dim, self.ndim)
+        index = self.data.argmax(axis=ax)
+        return Tensor._wrap(array_module(index).expand_dims(index, ax) if keepdim else index)
+
+    # --- movement -------------------------------------------------------------------
+    def reshape(self, *shape):
+        shape = _shape_arg(shape)
+        known = math.prod(n for n in shape if n != -1)
+        if shape.count(-1) > 1 or (-1 in shape and (known == 0 or self.numel() % known)) \
+                or (-1 not in shape and known != self.numel()):
+            raise ValueError(f"cannot reshape a tensor of shape {self.shape} ({self.numel()} elements) "
+                             f"into shape {shape}")
+        return V.Reshape.apply(self, shape)
+
+    view = reshape
+
+    def permute(self, *dims):
+        dims = normalize_dims(_shape_arg(dims), self.ndim)
+        if len(dims) != self.ndim:
+            raise ValueError(f"permute needs {self.ndim} dims for shape {self.shape}, got {dims}")
+        return V.Permute.apply(self, dims)
+
+    def transpose(self, dim0, dim1):
+        dims = list(range(self.ndim))
+        d0, d1 = normalize_dims((dim0,), self.ndim)[0], normalize_dims((dim1,), self.ndim)[0]
+        dims[d0], dims[d1] = dims[d1], dims[d0]
+        return V.Permute.apply(self, tuple(dims))
+
+    def unsqueeze(self, dim):
+        (d,) = normalize_dims(dim, self.ndim + 1)
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+    def squeeze(self, dim=None):
+        axes = normalize_dims(dim, self.ndim)
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        s, e = normalize_dims((start_dim,), self.ndim)[0], normalize_dims((end_dim,), self.ndim)[0]
+        return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
+
+    def expand(self, *sizes):
+        sizes = _shape_arg(sizes)
+        extra = len(sizes) - self.ndim
+        shape = tuple(self.shape[i - extra] if n == -1 and i >= extra else n for i, n in enumerate(sizes))
+        if extra < 0 or any(old not in (1, new) for old, new in zip(self.shape, shape[extra:])):
+            raise ValueError(f"cannot expand a tensor of shape {self.shape} to {sizes}")
+        return V.Expand.apply(self, shape)
+
+    def split(self, split_size_or_sections, dim=0):
+        (d,) = normalize_dims(dim, self.ndim)
+        n = self.shape[d]
+        if isinstance(split_size_or_sections, int):
+            if split_size_or_sections <= 0:
+                raise ValueError(f"split size must be positive, got {split_size_or_sections}")
+            sizes = [min(split_size_or_sections, n - i) for i in range(0, n, split_size_or_sections)]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != n:
+                raise ValueError(f"split sizes {sizes} sum to {sum(sizes)}, but dim {d} has size {n}")
+        out, start = [], 0
+        for size in sizes:
+            out.append(self[(slice(None),) * d + (slice(start, start + size),)])
+            start += size
+        return tuple(out)
+
+    def chunk(self, chunks, dim=0):
+        (d,) = normalize_dims(dim, self.ndim)
+        return self.split(max(1, -(-self.shape[d] // chunks)), d)
+
+    def __getitem__(self, index):
+        return V.GetItem.apply(self, _index_arg(index, self))
+
+    # --- nn -------------------------------------------------------------------------
+    def matmul(self, other):
+        other = other if isinstance(other, Tensor) else Tensor(other, device=self.device)
+        self._operand(other.reshape(()) if other.ndim == 0 else self)  # device check
+        if self.ndim == 0 or other.ndim == 0:
+            raise ValueError("matmul needs tensors with at least one dimension; use * for scalars")
+        k_a = self.shape[-1]
+        k_b = other.shape[-2] if other.ndim > 1 else other.shape[0]
+        batch_ok = True
+        try:
+            np.broadcast_shapes(self.shape[:-2], other.shape[:-2])
+        except ValueError:
+            batch_ok = False
+        if k_a != k_b or not batch_ok:
+            raise ValueError(f"matmul shapes {self.shape} and {other.shape} are not compatible "
+                             f"(inner sizes {k_a} vs {k_b}; batch dims must broadcast)")
+        return M.MatMul.apply(self, other)
+
+    def softmax(self, dim):
+        return N.Softmax.apply(self, normalize_dims(dim, self.ndim)[0])
+
+    def log_softmax(self, dim):
+        return N.LogSoftmax.apply(self, normalize_dims(dim, self.ndim)[0])
+
+
+def _shape_arg(args):
+    """Accept f(2, 3) and f((2, 3)) alike."""
+    shape = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
+    if not all(isinstance(n, (int, np.integer)) for n in shape):
+        raise TypeError(f"sizes must be integers, got {shape}")
+    return tuple(int(n) for n in shape)
+
+
+def _index_arg(index, tensor):
+    """Check an index and turn tensors/lists in it into arrays on the tensor's device."""
+    xp = array_module(tensor.data)
+    items = index if isinstance(index, tuple) else (index,)
+    out = []
+    for i in items:
+        if isinstance(i, Tensor):
+            i = i.data
+        elif isinstance(i, list):
+            i = np.asarray(i)
+        if isinstance(i, float) or (hasattr(i, "dtype") and i.dtype.kind == "f"):
+            raise IndexError(f"tensors can only be indexed by integers, slices, None, Ellipsis, bools "
+                             f"or integer tensors, not floats ({i!r})")
+        if hasattr(i, "dtype"):
+            i = xp.asarray(i)
+        out.append(i)
+    _check_index_bounds(out, tensor.shape)
+    return tuple(out) if isinstance(index, tuple) else out[0]
+
+
+def _check_index_bounds(items, shape):
+    """Integer arrays out of range raise (CuPy would wrap them silently)."""
+    dim = 0
+    n_specified = sum(1 for i in items if i is not None and i is not Ellipsis
+                      and not (hasattr(i, "dtype") and i.dtype.kind == "b"))
+    for i in items:
+        if i is Ellipsis:
+            dim += len(shape) - n_specified
+            continue
+        if i is None:
+            continue
+        if dim >= len(shape):
+            raise IndexError(f"too many indices for a tensor of shape {shape}")
+        if hasattr(i, "dtype") and i.dtype.kind in "iu" and i.size:
+            lo, hi = int(i.min()), int(i.max())
+            if lo < -shape[dim] or hi >= shape[dim]:
+                bad = hi if hi >= shape[dim] else lo
+                raise IndexError(f"index {bad} is out of bounds for dim {dim} with size {shape[dim]}")
+        dim += i.ndim if hasattr(i, "dtype") and i.dtype.kind == "b" else 1
