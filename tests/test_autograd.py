@@ -183,3 +183,12 @@ def test_factories_and_seed():
     assert tg.randint(0, 5, (100,)).numpy().max() < 5
     assert tg.tril(tg.ones(3, 3)).tolist() == [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
     assert tg.ones_like(a).shape == (2, 3) and tg.zeros_like(a).dtype == a.dtype
+
+
+def test_residual_of_a_non_leaf_gets_both_contributions():
+    """a + f(a): a's node must run only after f's has sent its share (topological order)."""
+    w = tg.tensor([0.5], dtype=tg.float64, requires_grad=True)
+    a = w * 2
+    (a + a.exp()).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), 2 + 2 * np.exp(1.0))
+    assert tg.gradcheck(lambda w: (lambda a: a + a.exp() * a.tanh())(w * 2), (w,))

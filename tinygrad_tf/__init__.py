@@ -6,6 +6,8 @@ from .backend import manual_seed
 from .creation import (arange, cat, empty, full, ones, ones_like, rand, randint, randn, stack,
                        tensor, tril, where, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
+from .serialize import load, save
 from .tensor import Tensor
+from . import nn  # noqa: E402  (nn builds on Tensor)
 
 __version__ = "0.1.0"

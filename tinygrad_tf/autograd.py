@@ -51,19 +51,23 @@ def unbroadcast(grad, shape):
 
 
 def _topological_order(root):
-    """Functions reachable from root, each after every Function that consumes it.
+    """Functions reachable from root, each before every Function it consumes.
 
-    Iterative depth-first search, so a 10,000-op chain needs no recursion."""
-    order, seen, stack = [], {root}, [(root, False)]
+    Iterative depth-first post-order, so a 10,000-op chain needs no recursion. A node
+    counts as visited when it is first expanded (not when pushed), so it is only
+    emitted after all its inputs' subgraphs are done."""
+    order, visited, stack = [], set(), [(root, False)]
     while stack:
         fn, expanded = stack.pop()
         if expanded:
             order.append(fn)
             continue
+        if fn in visited:
+            continue
+        visited.add(fn)
         stack.append((fn, True))
         for parent in fn.parents:
-            if parent is not None and not parent.is_leaf_node and parent not in seen:
-                seen.add(parent)
+            if parent is not None and not parent.is_leaf_node and parent not in visited:
                 stack.append((parent, False))
     order.reverse()
     return order

@@ -1,5 +1,5 @@
 """Ops that move data around: reshape, permute, expand, indexing, concatenation."""
-from ..backend import array_module, device_of, is_cuda_array, to_device
+from ..backend import array_module, device_of, to_device
 from ..function import Function
 
 
@@ -35,12 +35,8 @@ class Expand(Function):
 
 
 def scatter_add(target, index, values):
-    """target[index] += values with repeated indices adding up (np.add.at)."""
-    if is_cuda_array(target):
-        import cupyx
-        cupyx.scatter_add(target, index, values)
-    else:
-        array_module(target).add.at(target, index, values)
+    """target[index] += values with repeated indices adding up (unlike `+=`)."""
+    array_module(target).add.at(target, index, values)
 
 
 def is_basic_index(index):

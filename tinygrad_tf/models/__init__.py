@@ -1,0 +1,1 @@
+"""Models built with tinygrad_tf.nn."""
