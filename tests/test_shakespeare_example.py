@@ -1,0 +1,101 @@
+"""Smoke tests of examples/shakespeare.py: trains, logs, checkpoints, resumes exactly, samples."""
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_tf as tg
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("shakespeare", ROOT / "examples" / "shakespeare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    """A small corpus: the shared tiny Shakespeare's first 20k chars, or made-up verse."""
+    text = SHARED.read_text()[:20_000] if SHARED.exists() else \
+        "".join(f"Line {i}: to be, or not to be; that is the question!\n" for i in range(400))
+    path = tmp_path / "tiny.txt"
+    path.write_text(text)
+    return path
+
+
+def run(example, text_file, out_dir, *extra):
+    example.main(["--data", str(text_file), "--out-dir", str(out_dir), "--no-progress", "--device", "cpu",
+                  "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
+                  "--batch-size", "4", "--eval-iters", "2", "--eval-interval", "3", "--dropout", "0.1",
+                  "--warmup-iters", "2", "--sample-tokens", "30", *extra])
+
+
+def test_trains_logs_checkpoints_and_samples(tmp_path, text_file, capsys):
+    example = load_example()
+    run(example, text_file, tmp_path / "a", "--max-iters", "7")
+    rows = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in rows] == [0, 3, 6, 7]
+    assert set(rows[0]) == {"iter", "train_loss", "val_loss", "tokens_per_s", "elapsed_s"}
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert (tmp_path / "a" / "ckpt.npz").exists()
+    out = capsys.readouterr().out
+    assert "--- sample ---" in out and "GPT:" in out
+
+
+def test_ctrl_c_checkpoint_then_resume_matches_an_uninterrupted_run(tmp_path, text_file, monkeypatch):
+    example = load_example()
+    run(example, text_file, tmp_path / "full", "--max-iters", "8")
+    schedule = example.cosine_with_warmup
+
+    def ctrl_c_during_step_4(step, *args):  # called once per training step
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return schedule(step, *args)
+
+    monkeypatch.setattr(example, "cosine_with_warmup", ctrl_c_during_step_4)
+    with pytest.raises(SystemExit) as stopped:
+        run(example, text_file, tmp_path / "split", "--max-iters", "8")
+    assert stopped.value.code == 130 and tg.load(tmp_path / "split" / "ckpt.npz")["iter"] == 5
+    monkeypatch.setattr(example, "cosine_with_warmup", schedule)
+    run(example, text_file, tmp_path / "split", "--max-iters", "8", "--resume")
+    full = tg.load(tmp_path / "full" / "ckpt.npz")
+    split = tg.load(tmp_path / "split" / "ckpt.npz")
+    assert full["iter"] == split["iter"] == 8
+    for name, value in full["model"].items():
+        np.testing.assert_array_equal(value.numpy(), split["model"][name].numpy(), err_msg=name)
+    log_full = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    log_split = [json.loads(x) for x in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
+    assert [(r["iter"], r["val_loss"]) for r in log_full] == [(r["iter"], r["val_loss"]) for r in log_split]
+
+
+def test_sample_only_and_missing_checkpoint(tmp_path, text_file, capsys):
+    example = load_example()
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        run(example, text_file, tmp_path / "none", "--sample-only")
+    run(example, text_file, tmp_path / "b", "--max-iters", "2")
+    capsys.readouterr()
+    run(example, text_file, tmp_path / "b", "--sample-only", "--prompt", "To")
+    header, sample = capsys.readouterr().out.split("\n", 1)
+    assert header.startswith("GPT:") and sample.startswith("To") and len(sample) > 30
+
+
+def test_bad_data_path_is_a_clear_error(tmp_path):
+    example = load_example()
+    with pytest.raises(SystemExit, match="missing.txt"):
+        example.main(["--data", str(tmp_path / "missing.txt"), "--out-dir", str(tmp_path)])
+
+
+def test_cli_help_runs_as_a_script():
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "shakespeare.py"), "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "--preset" in out and "--resume" in out
