@@ -192,3 +192,10 @@ def test_residual_of_a_non_leaf_gets_both_contributions():
     (a + a.exp()).sum().backward()
     np.testing.assert_allclose(w.grad.numpy(), 2 + 2 * np.exp(1.0))
     assert tg.gradcheck(lambda w: (lambda a: a + a.exp() * a.tanh())(w * 2), (w,))
+
+
+def test_tensor_factory_copies_the_callers_array():
+    init = np.ones(3)
+    p = tg.tensor(init, requires_grad=True)
+    p.data -= 1
+    np.testing.assert_array_equal(init, 1.0)

@@ -8,6 +8,6 @@ from .creation import (arange, cat, empty, full, ones, ones_like, rand, randint,
 from .gradcheck import GradcheckError, gradcheck
 from .serialize import load, save
 from .tensor import Tensor
-from . import nn  # noqa: E402  (nn builds on Tensor)
+from . import nn, optim  # noqa: E402  (they build on Tensor)
 
 __version__ = "0.1.0"

@@ -6,6 +6,12 @@ from .tensor import Tensor
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new leaf tensor with its own copy of data (as torch.tensor): an optimizer's
+    in-place update of it never changes the caller's array."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if hasattr(data, "copy") and hasattr(data, "dtype"):
+        data = data.copy()
     return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
