@@ -11,7 +11,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     if isinstance(data, Tensor):
         data = data.data
     if hasattr(data, "copy") and hasattr(data, "dtype"):
-        data = data.copy()
+        data = data.copy(order="K")  # keeps the layout (e.g. a transposed view stays one)
     return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
