@@ -18,7 +18,7 @@ def test_default_config_has_the_seeds_parameter_count():
 def test_parameter_names_follow_the_pytorch_layout():
     names = [n for n, _ in GPT(tiny_config()).named_parameters()]
     assert names[:2] == ["token_embedding.weight", "position_embedding.weight"]
-    assert "blocks.1.attn.c_attn.weight" in names and "blocks.1.attn.c_attn.bias" not in names
+    assert "blocks.1.attn.query.weight" in names and "blocks.1.attn.query.bias" not in names
     assert names[-1] == "lm_head.bias"
 
 
@@ -103,14 +103,15 @@ def test_matches_torch_lecture_style_model():
         def __init__(self):
             super().__init__()
             self.ln_1, self.ln_2 = tnn.LayerNorm(cfg.n_embd), tnn.LayerNorm(cfg.n_embd)
-            self.c_attn = tnn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=False)
+            self.query, self.key, self.value = (tnn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+                                                for _ in range(3))
             self.c_proj = tnn.Linear(cfg.n_embd, cfg.n_embd)
             self.fc, self.proj = tnn.Linear(cfg.n_embd, 4 * cfg.n_embd), tnn.Linear(4 * cfg.n_embd, cfg.n_embd)
 
         def forward(self, x):
             B, T, C = x.shape
-            q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
-            q, k, v = (t.view(B, T, cfg.n_head, -1).transpose(1, 2) for t in (q, k, v))
+            h = self.ln_1(x)
+            q, k, v = (p(h).view(B, T, cfg.n_head, -1).transpose(1, 2) for p in (self.query, self.key, self.value))
             y = TF.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
             x = x + self.c_proj(y)
             return x + self.proj(torch.relu(self.fc(self.ln_2(x))))
@@ -125,7 +126,8 @@ def test_matches_torch_lecture_style_model():
                                  ("mlp.c_fc", blk.fc), ("mlp.c_proj", blk.proj)]:
                 theirs.weight.copy_(sd[p + mine + ".weight"])
                 theirs.bias.copy_(sd[p + mine + ".bias"])
-            blk.c_attn.weight.copy_(sd[p + "attn.c_attn.weight"])
+            for name in ("query", "key", "value"):
+                getattr(blk, name).weight.copy_(sd[p + f"attn.{name}.weight"])
     idx = np.random.default_rng(0).integers(0, cfg.vocab_size, (2, 8))
     x = tok[torch.tensor(idx)] + pos[torch.arange(8)]
     for blk in blocks:

@@ -11,6 +11,30 @@ try:  # CuPy is an optional extra (pip install tinygrad_tf[cuda12] / [cuda13]).
 except ImportError:  # pragma: no cover - depends on the machine
     cupy = None
 
+def _keep_freed_memory():
+    """Ask glibc to keep freed blocks instead of returning them to the OS.
+
+    NumPy mallocs every temporary; glibc serves big ones as fresh mmap'd pages and
+    unmaps them on free, so each op of a training step pays page faults on new,
+    zeroed memory (measured: 56 -> 43 ms per step of the CPU GPT). Keeping freed
+    memory in the heap, as PyTorch's allocators do, removes that cost. Set
+    TINYGRAD_TF_KEEP_FREED_MEMORY=0 to leave malloc alone."""
+    import ctypes
+    import os
+    import sys
+    if not sys.platform.startswith("linux") or os.environ.get("TINYGRAD_TF_KEEP_FREED_MEMORY") == "0":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (e.g. musl): nothing to tune
+        return
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+
+
+_keep_freed_memory()
+
 float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
 int32, int64, bool_ = np.dtype("int32"), np.dtype("int64"), np.dtype("bool")
 DTYPES = {"float16": float16, "float32": float32, "float64": float64,

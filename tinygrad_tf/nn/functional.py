@@ -106,24 +106,25 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                  scale=None):
     """softmax(q k^T * scale + mask) v over the last two dims, as torch's.
 
-    attn_mask: bool (True = take part in attention) or float (added to the scores).
-    Plain composition of differentiable ops, so every gradient is the chain rule."""
+    attn_mask: bool (True = take part in attention) or float (added to the scores, and
+    differentiable). One fused op (ops.nn.Attention); dropout_p applies whenever it is
+    > 0, as in torch, so pass 0.0 in eval."""
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
         raise ValueError(f"attention shapes do not fit: query {query.shape}, key {key.shape}, "
                          f"value {value.shape}")
     if attn_mask is not None and is_causal:
         raise ValueError("pass either attn_mask or is_causal=True, not both")
-    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scores = (query @ key.transpose(-2, -1)) * scale
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    xp = array_module(query.data)
+    t_q, t_k = query.shape[-2], key.shape[-2]
+    bias = attn_mask
     if is_causal:
-        xp = array_module(query.data)
-        t_q, t_k = query.shape[-2], key.shape[-2]
-        attn_mask = Tensor._wrap(xp.tril(xp.ones((t_q, t_k), dtype=bool)))
-    if attn_mask is not None:
-        if attn_mask.dtype == backend.bool_:
-            scores = scores.masked_fill(Tensor._wrap(~attn_mask.data), float("-inf"))
-        else:
-            scores = scores + attn_mask
-    weights = scores.softmax(-1)
-    weights = dropout(weights, dropout_p)  # as torch: pass dropout_p=0.0 in eval
-    return weights @ value
+        bias = Tensor._wrap(xp.tril(xp.ones((t_q, t_k), dtype=bool)))
+    if bias is not None and bias.dtype == backend.bool_:  # keep -> 0, drop -> -inf
+        bias = xp.where(bias.data, query.dtype.type(0), query.dtype.type(-math.inf))
+    if isinstance(bias, Tensor) and bias.device != query.device:
+        raise RuntimeError(f"attn_mask is on {bias.device}, but query is on {query.device}")
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    generator = backend.rng(query.device) if dropout_p else None
+    return N.Attention.apply(query, key, value, bias, scale, dropout_p, generator)

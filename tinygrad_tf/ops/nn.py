@@ -1,8 +1,32 @@
 """Neural-network ops, each fused into one forward and one backward for stability
 and speed (fewer temporaries than composing them from elementwise ops)."""
+import numpy as np
+
 from ..backend import array_module
 from ..function import Function
-from .movement import scatter_add
+
+
+def row_sum(a):
+    """Sum over the last axis (keepdims) as a matrix-vector product: for rows of a few
+    hundred floats BLAS does this ~5x faster than NumPy's reduction (measured)."""
+    xp = array_module(a)
+    flat = xp.ascontiguousarray(a).reshape(-1, a.shape[-1])
+    return (flat @ xp.ones((a.shape[-1], 1), a.dtype)).reshape(a.shape[:-1] + (1,))
+
+
+def add_rows(target, index, rows):
+    """target[index[i]] += rows[i] for a 1-D index with repeats (embedding backward).
+
+    NumPy's add.at is slow for rows (~7x here), so on the CPU we sort the indices
+    and sum each run with add.reduceat; CuPy's add.at is already an atomic scatter."""
+    xp = array_module(target)
+    if xp is not np:
+        xp.add.at(target, index, rows)
+        return
+    order = np.argsort(index, kind="stable")
+    sorted_index = index[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_index[1:] != sorted_index[:-1])))
+    target[sorted_index[starts]] += np.add.reduceat(rows[order], starts, axis=0)
 
 
 class Softmax(Function):
@@ -77,28 +101,42 @@ class CrossEntropy(Function):
 
 
 class LayerNorm(Function):
-    """Normalise over the last `ndim` axes, then scale and shift (weight/bias optional)."""
+    """Normalise over the last `ndim` axes, then scale and shift (weight/bias optional).
+
+    Works on a 2-D (rows, features) view so each statistic is one row reduction;
+    in-place updates of fresh temporaries keep the number of passes low."""
 
     def forward(self, x, weight, bias, ndim, eps):
         xp = array_module(x)
-        axes = tuple(range(x.ndim - ndim, x.ndim))
-        mean = x.mean(axis=axes, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=axes, keepdims=True)
+        self.shape, self.param_shape = x.shape, x.shape[x.ndim - ndim:]
+        x2 = x.reshape(-1, int(np.prod(self.param_shape)))
+        d = x2.shape[1]
+        xhat = x2 - row_sum(x2) / d                       # centred
+        var = xp.einsum("nd,nd->n", xhat, xhat)[:, None] / d
         self.rstd = 1 / xp.sqrt(var + eps)
-        self.xhat, self.weight, self.axes = centered * self.rstd, weight, axes
-        out = self.xhat if weight is None else self.xhat * weight
-        return out if bias is None else out + bias
+        xhat *= self.rstd
+        self.xhat = xhat
+        self.weight = None if weight is None else weight.reshape(-1)
+        out = xhat if weight is None else xhat * self.weight
+        if bias is not None:
+            out = out + bias.reshape(-1) if out is xhat else xp.add(out, bias.reshape(-1), out=out)
+        return out.reshape(self.shape)
 
     def backward(self, g):
-        gw = g * self.xhat if self.needs_grad[1] else None  # summed to weight's shape by the walk
-        gb = g if self.needs_grad[2] else None
-        gxhat = g if self.weight is None else g * self.weight
+        xp, xhat = array_module(g), self.xhat
+        g2 = g.reshape(xhat.shape)
+        d = xhat.shape[1]
+        gw = xp.einsum("nd,nd->d", g2, xhat).reshape(self.param_shape) if self.needs_grad[1] else None
+        gb = g2.sum(axis=0).reshape(self.param_shape) if self.needs_grad[2] else None
         gx = None
         if self.needs_grad[0]:
-            mean_g = gxhat.mean(axis=self.axes, keepdims=True)
-            mean_gx = (gxhat * self.xhat).mean(axis=self.axes, keepdims=True)
-            gx = self.rstd * (gxhat - mean_g - self.xhat * mean_gx)
+            # d xhat / d x: remove the mean and the component along xhat, then scale by 1/std.
+            gxhat = g2 * (1 if self.weight is None else self.weight)
+            along = xp.einsum("nd,nd->n", gxhat, xhat)[:, None] / d
+            gxhat -= row_sum(gxhat) / d
+            gxhat -= xhat * along
+            gxhat *= self.rstd
+            gx = gxhat.reshape(self.shape)
         return gx, gw, gb
 
 
@@ -112,7 +150,7 @@ class Embedding(Function):
     def backward(self, g):
         xp = array_module(g)
         grad = xp.zeros(self.weight_shape, self.dtype)
-        scatter_add(grad, self.idx.reshape(-1), g.reshape(-1, self.weight_shape[-1]))
+        add_rows(grad, self.idx.reshape(-1), g.reshape(-1, self.weight_shape[-1]))
         return None, grad
 
 
@@ -145,3 +183,41 @@ class Linear(Function):
         gw = g2.T @ self.x2 if self.needs_grad[1] else None
         gb = g2.sum(axis=0) if self.needs_grad[2] else None
         return gx, gw, gb
+
+
+class Attention(Function):
+    """softmax(q k^T * scale + bias) v, with dropout on the weights, as one node.
+
+    One node instead of six: the T x T weights are saved once, and the backward is
+    the chain rule written out: dV = P^T g, dP = g V^T, dS = P * (dP - rowsum(dP * P))
+    (the softmax Jacobian), dQ = dS K * scale, dK = dS^T Q * scale, d bias = dS."""
+
+    def forward(self, q, k, v, bias, scale, dropout_p, generator):
+        xp = array_module(q)
+        self.q_scaled = q * q.dtype.type(scale)  # scale the (T, d) side, not the (T, T) scores
+        scores = self.q_scaled @ xp.ascontiguousarray(xp.swapaxes(k, -1, -2))  # contiguous: BLAS's fast path
+        if bias is not None:
+            scores += bias
+        scores -= scores.max(axis=-1, keepdims=True)  # max-shift: stable, and -inf masks give 0
+        weights = xp.exp(scores, out=scores)
+        weights *= 1 / row_sum(weights)
+        self.weights, self.mask = weights, None
+        if dropout_p:
+            keep = generator.random(weights.shape, dtype=weights.dtype) >= dropout_p
+            self.mask = keep * weights.dtype.type(1 / (1 - dropout_p))
+            weights = weights * self.mask
+        self.k, self.v, self.scale, self.dropped = k, v, scale, weights
+        return weights @ v
+
+    def backward(self, g):
+        xp, p = array_module(g), self.weights
+        gv = xp.swapaxes(self.dropped, -1, -2) @ g if self.needs_grad[2] else None
+        ds = g @ xp.ascontiguousarray(xp.swapaxes(self.v, -1, -2))  # dL/d(dropped weights)
+        if self.mask is not None:
+            ds *= self.mask
+        ds *= p
+        ds -= p * row_sum(ds)  # softmax Jacobian: P * (dP - rowsum(dP * P))
+        gbias = ds if self.needs_grad[3] else None
+        gq = (ds @ self.k) * g.dtype.type(self.scale) if self.needs_grad[0] else None
+        gk = xp.swapaxes(ds, -1, -2) @ self.q_scaled if self.needs_grad[1] else None
+        return gq, gk, gv, gbias
