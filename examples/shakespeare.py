@@ -31,7 +31,7 @@ PRESETS = {
                  lr=3e-4, min_lr=3e-4, warmup_iters=0, max_iters=5000, eval_interval=500, eval_iters=200),
     # Small enough for a 2-core CPU: a readable sample in about ten minutes.
     "cpu": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0,
-                lr=2e-3, min_lr=2e-4, warmup_iters=100, max_iters=3000, eval_interval=250, eval_iters=50),
+                lr=2e-3, min_lr=2e-4, warmup_iters=100, max_iters=10000, eval_interval=500, eval_iters=50),
 }
 CHECKPOINT = "ckpt.npz"
 

@@ -393,7 +393,8 @@ class Tensor:
     # --- nn -------------------------------------------------------------------------
     def matmul(self, other):
         other = other if isinstance(other, Tensor) else Tensor(other, device=self.device)
-        self._operand(other.reshape(()) if other.ndim == 0 else self)  # device check
+        if other.device != self.device:
+            raise RuntimeError(f"expected both tensors on the same device, got {self.device} and {other.device}")
         if self.ndim == 0 or other.ndim == 0:
             raise ValueError("matmul needs tensors with at least one dimension; use * for scalars")
         k_a = self.shape[-1]
