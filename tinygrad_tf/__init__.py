@@ -6,8 +6,9 @@ from .backend import manual_seed
 from .creation import (arange, cat, empty, full, ones, ones_like, rand, randint, randn, stack,
                        tensor, tril, where, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
+from .graphcheck import GraphReport, gradcheck_graph
 from .serialize import load, save
 from .tensor import Tensor
-from . import nn, optim  # noqa: E402  (they build on Tensor)
+from . import nn, optim, viz  # noqa: E402  (they build on Tensor)
 
 __version__ = "0.1.0"

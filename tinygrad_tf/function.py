@@ -5,6 +5,8 @@ backend arrays, side by side. `forward` stores what backward needs on `self` (th
 context); `backward` returns one gradient per argument (None where there is none).
 Non-Tensor arguments (Python numbers, axes) are passed through as constants.
 """
+import numpy as np
+
 from . import autograd
 
 
@@ -32,6 +34,8 @@ class Function:
         fn.needs_grad = tuple(isinstance(a, Tensor) and a._requires_grad for a in args) \
             if autograd.is_grad_enabled() else ()
         data = fn.forward(*(a.data if isinstance(a, Tensor) else a for a in args), **kwargs)
+        if isinstance(data, np.generic):  # NumPy reductions give scalars; .data is always an array
+            data = np.asarray(data)
         if not any(fn.needs_grad):
             return Tensor._wrap(data)
         fn.parents = tuple(a._grad_node() if isinstance(a, Tensor) else None for a in args)

@@ -27,7 +27,7 @@ def _projected(fn, inputs, weights):
 def _output_weights(fn, inputs, seed):
     out = fn(*inputs)
     outs = out if isinstance(out, (tuple, list)) else (out,)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 0x6772])  # its own stream, never the one tg.manual_seed(seed) gives
     ws = []
     for o in outs:
         if not isinstance(o, Tensor) or o.dtype.kind != "f":
