@@ -1,7 +1,7 @@
 """Stateless neural-network functions (torch.nn.functional's names and arguments)."""
 import math
 
-from .. import backend
+from .. import backend, kernels
 from ..backend import array_module
 from ..ops import nn as N
 from ..tensor import Tensor
@@ -116,6 +116,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise ValueError("pass either attn_mask or is_causal=True, not both")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    generator = backend.rng(query.device) if dropout_p else None
+    if is_causal and kernels.use("attention", query.data) and kernels.attention.supports(
+            query.data, key.data, value.data):  # GPU: no T x T mask built, no T x T weights kept
+        return N.Attention.apply(query, key, value, None, scale, dropout_p, generator, fused_causal=True)
     xp = array_module(query.data)
     t_q, t_k = query.shape[-2], key.shape[-2]
     bias = attn_mask
@@ -125,6 +130,4 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         bias = xp.where(bias.data, query.dtype.type(0), query.dtype.type(-math.inf))
     if isinstance(bias, Tensor) and bias.device != query.device:
         raise RuntimeError(f"attn_mask is on {bias.device}, but query is on {query.device}")
-    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
-    generator = backend.rng(query.device) if dropout_p else None
     return N.Attention.apply(query, key, value, bias, scale, dropout_p, generator)

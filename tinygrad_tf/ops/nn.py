@@ -2,6 +2,7 @@
 and speed (fewer temporaries than composing them from elementwise ops)."""
 import numpy as np
 
+from .. import kernels
 from ..backend import array_module
 from ..function import Function
 
@@ -63,18 +64,23 @@ class CrossEntropy(Function):
     def forward(self, logits, target, ignore_index, reduction, label_smoothing):
         xp = array_module(logits)
         n, c = logits.shape
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        logsumexp = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-        logp = shifted - logsumexp
-        valid = target != ignore_index
-        safe_target = xp.where(valid, target, 0)
-        picked = xp.take_along_axis(logp, safe_target[:, None], axis=1)[:, 0]
-        loss = -(1 - label_smoothing) * picked
-        if label_smoothing:
-            loss = loss - (label_smoothing / c) * logp.sum(axis=1)
-        loss = loss * valid
-        self.logp, self.target, self.valid = logp, safe_target, valid
-        self.smoothing, self.reduction = label_smoothing, reduction
+        self.smoothing, self.reduction, self.fused = label_smoothing, reduction, None
+        if kernels.use("cross_entropy", logits) and kernels.cross_entropy.supports(logits):
+            # GPU: one kernel each way; keeps (N,) log-sum-exps instead of (N, C) log-probs
+            loss, lse = kernels.cross_entropy.forward(logits, target, ignore_index, label_smoothing)
+            self.fused, valid = (logits, target, lse, ignore_index), target != ignore_index
+        else:
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            logsumexp = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+            logp = shifted - logsumexp
+            valid = target != ignore_index
+            safe_target = xp.where(valid, target, 0)
+            picked = xp.take_along_axis(logp, safe_target[:, None], axis=1)[:, 0]
+            loss = -(1 - label_smoothing) * picked
+            if label_smoothing:
+                loss = loss - (label_smoothing / c) * logp.sum(axis=1)
+            loss = loss * valid
+            self.logp, self.target, self.valid = logp, safe_target, valid
         if reduction == "none":
             return loss
         total = loss.sum()
@@ -85,6 +91,10 @@ class CrossEntropy(Function):
 
     def backward(self, g):
         xp = array_module(g)
+        if self.fused is not None:
+            logits, target, lse, ignore_index = self.fused
+            scale = g / self.count if self.reduction == "mean" else g  # per row for "none"
+            return kernels.cross_entropy.backward(logits, target, lse, scale, ignore_index, self.smoothing), None
         n, c = self.logp.shape
         grad = xp.exp(self.logp)
         grad[xp.arange(n), self.target] -= 1 - self.smoothing
@@ -110,13 +120,18 @@ class LayerNorm(Function):
         xp = array_module(x)
         self.shape, self.param_shape = x.shape, x.shape[x.ndim - ndim:]
         x2 = x.reshape(-1, int(np.prod(self.param_shape)))
+        self.weight = None if weight is None else weight.reshape(-1)
+        self.fused = kernels.use("layer_norm", x) and kernels.layer_norm.supports(x, weight, bias)
+        if self.fused:  # GPU: one kernel each way (kernels/layer_norm.py)
+            out, self.xhat, self.rstd = kernels.layer_norm.forward(
+                x2, self.weight, None if bias is None else bias.reshape(-1), eps)
+            return out.reshape(self.shape)
         d = x2.shape[1]
         xhat = x2 - row_sum(x2) / d                       # centred
         var = xp.einsum("nd,nd->n", xhat, xhat)[:, None] / d
         self.rstd = 1 / xp.sqrt(var + eps)
         xhat *= self.rstd
         self.xhat = xhat
-        self.weight = None if weight is None else weight.reshape(-1)
         out = xhat if weight is None else xhat * self.weight
         if bias is not None:
             out = out + bias.reshape(-1) if out is xhat else xp.add(out, bias.reshape(-1), out=out)
@@ -125,6 +140,11 @@ class LayerNorm(Function):
     def backward(self, g):
         xp, xhat = array_module(g), self.xhat
         g2 = g.reshape(xhat.shape)
+        if self.fused:
+            gx, gw, gb = kernels.layer_norm.backward(g2, xhat, self.rstd, self.weight, self.needs_grad)
+            return (None if gx is None else gx.reshape(self.shape),
+                    None if gw is None else gw.reshape(self.param_shape),
+                    None if gb is None else gb.reshape(self.param_shape))
         d = xhat.shape[1]
         gw = xp.einsum("nd,nd->d", g2, xhat).reshape(self.param_shape) if self.needs_grad[1] else None
         gb = g2.sum(axis=0).reshape(self.param_shape) if self.needs_grad[2] else None
@@ -158,11 +178,16 @@ class Dropout(Function):
     """Zero each element with probability p and scale the rest by 1/(1-p)."""
 
     def forward(self, x, p, generator):
+        if kernels.use("dropout", x):  # GPU: the mask is a hash of a seed, so backward keeps no mask
+            self.p, self.seed, self.mask = p, kernels.random.next_seed(generator, x.device.id), None
+            return kernels.dropout.apply(x, p, self.seed)
         keep = generator.random(x.shape, dtype=x.dtype) >= p
         self.mask = keep * x.dtype.type(1 / (1 - p))
         return x * self.mask
 
     def backward(self, g):
+        if self.mask is None:
+            return kernels.dropout.apply(g, self.p, self.seed)
         return g * self.mask
 
 
@@ -181,7 +206,10 @@ class Linear(Function):
         g2 = g.reshape(-1, g.shape[-1])
         gx = (g2 @ self.weight).reshape(self.x_shape) if self.needs_grad[0] else None
         gw = g2.T @ self.x2 if self.needs_grad[1] else None
-        gb = g2.sum(axis=0) if self.needs_grad[2] else None
+        gb = None
+        if self.needs_grad[2]:  # GPU: a column-sum kernel (CuPy's axis-0 sum of a tall matrix is slow)
+            fused = kernels.use("column_sum", g2) and kernels.reduce.supports(g2)
+            gb = kernels.reduce.column_sum(g2) if fused else g2.sum(axis=0)
         return gx, gw, gb
 
 
@@ -192,7 +220,12 @@ class Attention(Function):
     the chain rule written out: dV = P^T g, dP = g V^T, dS = P * (dP - rowsum(dP * P))
     (the softmax Jacobian), dQ = dS K * scale, dK = dS^T Q * scale, d bias = dS."""
 
-    def forward(self, q, k, v, bias, scale, dropout_p, generator):
+    def forward(self, q, k, v, bias, scale, dropout_p, generator, fused_causal=False):
+        self.fused = None
+        if fused_causal:  # GPU, is_causal (see F.scaled_dot_product_attention): kernels/attention.py
+            seed = kernels.random.next_seed(generator, q.device.id) if dropout_p else 0
+            out, self.fused = kernels.attention.forward(q, k, v, scale, dropout_p, seed)
+            return out
         xp = array_module(q)
         self.q_scaled = q * q.dtype.type(scale)  # scale the (T, d) side, not the (T, T) scores
         scores = self.q_scaled @ xp.ascontiguousarray(xp.swapaxes(k, -1, -2))  # contiguous: BLAS's fast path
@@ -210,6 +243,8 @@ class Attention(Function):
         return weights @ v
 
     def backward(self, g):
+        if self.fused is not None:
+            return kernels.attention.backward(g, self.fused, self.needs_grad[:3]) + (None,)
         xp, p = array_module(g), self.weights
         gv = xp.swapaxes(self.dropped, -1, -2) @ g if self.needs_grad[2] else None
         ds = g @ xp.ascontiguousarray(xp.swapaxes(self.v, -1, -2))  # dL/d(dropped weights)

@@ -4,7 +4,7 @@ Adam adds weight_decay * p to the gradient (L2 regularisation, which the adaptiv
 denominator then rescales); AdamW shrinks p by (1 - lr * weight_decay) before the
 update (decoupled weight decay, Loshchilov & Hutter), so AdamW is Adam with one flag.
 """
-from .. import backend
+from .. import backend, kernels
 from .optimizer import Optimizer
 
 
@@ -27,6 +27,11 @@ class Adam(Optimizer):
         if not hp["weight_decay"] >= 0.0:
             raise ValueError(f"Invalid weight_decay value: {hp['weight_decay']} (expected weight_decay >= 0)")
 
+    def step(self, closure=None):
+        loss = super().step(closure)
+        kernels.adam.flush()  # the GPU params that _update queued
+        return loss
+
     def _update(self, param, grad, state, group):
         xp = backend.array_module(param)
         # Python floats keep float32 params float32 (NEP 50); a NumPy float64 would promote
@@ -40,6 +45,12 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(param)
         state["step"] += 1
         step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        if kernels.use("adam", param) and not group["amsgrad"] and kernels.adam.supports(
+                param, grad, exp_avg, exp_avg_sq):
+            # GPU: everything below, for all params at once in step() (kernels/adam.py, same arithmetic)
+            kernels.adam.queue(param, grad, exp_avg, exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                               weight_decay=weight_decay, decoupled=group["decoupled_weight_decay"], step=step)
+            return
 
         if weight_decay != 0:
             if group["decoupled_weight_decay"]:

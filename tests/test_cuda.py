@@ -1,0 +1,400 @@
+"""GPU tests: CPU vs GPU parity for every op case of test_ops, the tiny GPT, gradcheck on
+the GPU, device moves, optimizer state and checkpoints, generation, and each fused kernel
+(tinygrad_tf/kernels) against its plain-xp reference path.
+
+The whole module is skipped where no GPU is visible, so CPU-only CI stays green.
+"""
+import numpy as np
+import pytest
+
+import tinygrad_tf as tg
+
+if not tg.cuda.is_available():
+    pytest.skip("no CUDA GPU visible (CuPy missing or no device): GPU tests skipped",
+                allow_module_level=True)
+
+import cupy  # noqa: E402
+
+import tinygrad_tf.nn.functional as TF  # noqa: E402
+from test_ops import CASES  # noqa: E402
+from tinygrad_tf import backend, kernels, optim  # noqa: E402
+from tinygrad_tf.kernels import attention as attention_kernels, gemm, random as krandom  # noqa: E402
+from tinygrad_tf.models.gpt import GPT, GPTConfig  # noqa: E402
+
+RANDOM_CASES = {"dropout", "sdpa_dropout"}  # CuPy's generator draws other masks than NumPy's
+TOL = {np.float64: 1e-10, np.float32: 1e-5}
+
+
+class OnGpu:
+    """`lib` for the op cases, making the tensors a case builds itself (masks, indices) on the GPU."""
+
+    def __getattr__(self, name):
+        return getattr(tg, name)
+
+    @staticmethod
+    def tensor(data, **kw):
+        return tg.tensor(data, device="cuda", **kw)
+
+
+def close(actual, expected, tol):
+    """Elementwise within tol relative, or tol times the largest |expected| (for near-zero entries)."""
+    actual, expected = np.asarray(backend.to_numpy(actual)), np.asarray(backend.to_numpy(expected))
+    finite = np.isfinite(expected)
+    scale = max(float(np.abs(expected[finite]).max()) if finite.any() else 0.0, 1e-30)
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale)
+
+
+def run_case(fn, arrays, dtype, device):
+    lib = OnGpu() if device == "cuda" else tg
+    inputs = [tg.tensor(a.copy(order="K"), dtype=dtype, device=device, requires_grad=True) for a in arrays]
+    out = fn(lib, TF, *inputs)
+    weight = np.random.default_rng(1).standard_normal(out.shape)
+    (out * tg.tensor(weight, dtype=out.dtype, device=device)).sum().backward()
+    return out.detach().numpy(), [None if x.grad is None else x.grad.numpy() for x in inputs]
+
+
+# --- every op: the same values and gradients on both devices ---------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_op_parity_cpu_vs_gpu(case, dtype):
+    name, fn, arrays, _ = case
+    gpu_out, gpu_grads = run_case(fn, arrays, dtype, "cuda")
+    if name in RANDOM_CASES:  # other random masks: check finiteness and determinism instead
+        again_out, again_grads = run_case(fn, arrays, dtype, "cuda")
+        np.testing.assert_array_equal(gpu_out, again_out)
+        assert all(np.isfinite(g).all() for g in gpu_grads)
+        return
+    cpu_out, cpu_grads = run_case(fn, arrays, dtype, "cpu")
+    close(gpu_out, cpu_out, TOL[dtype])
+    for g, c in zip(gpu_grads, cpu_grads):
+        assert (g is None) == (c is None)
+        if c is not None:
+            close(g, c, TOL[dtype])
+
+
+GPU_GRADCHECK = ["softmax", "log_softmax_masked", "layer_norm", "layer_norm_2d_no_affine", "cross_entropy",
+                 "cross_entropy_sum_smoothing", "cross_entropy_mean_ignore", "cross_entropy_none_ignore",
+                 "linear", "embedding_repeated", "matmul_batched_broadcast", "gelu", "dropout",
+                 "sdpa_causal", "sdpa_dropout", "sdpa_bool_mask", "sdpa_float_mask"]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] in GPU_GRADCHECK],
+                         ids=[c[0] for c in CASES if c[0] in GPU_GRADCHECK])
+def test_gradcheck_on_gpu_float64(case):
+    _, fn, arrays, opts = case
+    inputs = [tg.tensor(a.copy(order="K"), dtype=tg.float64, device="cuda", requires_grad=True) for a in arrays]
+    assert tg.gradcheck(lambda *xs: fn(OnGpu(), TF, *xs), inputs, eps=opts.get("eps", 1e-6),
+                        atol=opts.get("atol", 1e-5), rtol=opts.get("rtol", 1e-3))
+
+
+def test_to_device_gradcheck_cpu_cuda_cpu():
+    x = tg.tensor(np.random.default_rng(0).standard_normal((3, 4)), dtype=tg.float64, requires_grad=True)
+    assert tg.gradcheck(lambda x: (x.to("cuda") * 2).exp().to("cpu") * x, [x])
+    y = (x.cuda() * 3).cpu().sum()
+    y.backward()
+    assert x.grad.device == "cpu"
+    np.testing.assert_allclose(x.grad.numpy(), 3.0)
+
+
+# --- the tiny GPT -----------------------------------------------------------------------------------
+def tiny_config(**kw):
+    return GPTConfig(**{**dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8, dropout=0.0), **kw})
+
+
+def tiny_gpt(dtype, device):
+    tg.manual_seed(0)
+    model = GPT(tiny_config()).to(dtype)
+    for p in model.parameters():  # larger than N(0, 0.02), so every path matters
+        p.data[...] = np.random.default_rng(p.numel()).standard_normal(p.shape) * 0.5
+    return model.to(device)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_tiny_gpt_forward_backward_parity(dtype):
+    idx = np.random.default_rng(1).integers(0, 11, (3, 8))
+    targets = np.random.default_rng(2).integers(0, 11, (3, 8))
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = tiny_gpt(dtype, device)
+        logits, loss = model(tg.tensor(idx, device=device), tg.tensor(targets, device=device))
+        loss.backward()
+        results[device] = (logits.detach().numpy(), loss.item(),
+                           {n: p.grad.numpy() for n, p in model.named_parameters()})
+    (cl, closs, cg), (gl, gloss, gg) = results["cpu"], results["cuda"]
+    close(gl, cl, TOL[dtype])
+    close(gloss, closs, TOL[dtype])
+    assert cg.keys() == gg.keys()
+    for name in cg:
+        close(gg[name], cg[name], TOL[dtype] * (10 if dtype == np.float32 else 1))
+
+
+def test_tiny_gpt_step_with_kernels_matches_plain_xp():
+    """A whole train step with every fused kernel on vs off, in float64."""
+    idx = tg.tensor(np.random.default_rng(1).integers(0, 11, (3, 8)), device="cuda")
+    results = []
+    for spec in ("all", "none"):
+        with kernels.selected(spec):
+            model = tiny_gpt(np.float64, "cuda")
+            opt = optim.AdamW(model.parameters(), lr=1e-2)
+            for _ in range(2):
+                _, loss = model(idx, idx)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            results.append({n: p.detach().numpy() for n, p in model.state_dict().items()})
+    for name in results[0]:
+        close(results[0][name], results[1][name], 1e-10)
+
+
+def test_gpu_training_with_dropout_runs_and_is_seeded():
+    def losses():
+        tg.manual_seed(3)
+        model = GPT(tiny_config(dropout=0.3)).to("cuda")
+        opt = optim.AdamW(model.parameters(), lr=1e-2)
+        idx = tg.randint(0, 11, (4, 8), device="cuda")
+        out = []
+        for _ in range(3):
+            _, loss = model(idx, idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+        return out
+
+    a, b = losses(), losses()
+    assert a == b and np.isfinite(a).all()
+
+
+def test_module_optimizer_state_and_checkpoint_move_between_devices(tmp_path):
+    model = tiny_gpt(np.float32, "cuda")
+    assert all(p.device == "cuda:0" for p in model.parameters())
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    idx = tg.randint(0, 11, (2, 8), device="cuda")
+    _, loss = model(idx, idx)
+    loss.backward()
+    opt.step()
+    state = opt.state_dict()
+    assert all(s["exp_avg"].device == "cuda:0" for s in state["state"].values())
+    tg.save({"model": model.state_dict(), "optim": state}, tmp_path / "ckpt")
+    ckpt = tg.load(tmp_path / "ckpt")  # onto the CPU by default
+    assert all(t.device == "cpu" for t in ckpt["model"].values())
+    cpu_model = GPT(tiny_config())
+    cpu_model.load_state_dict(ckpt["model"])
+    cpu_opt = optim.AdamW(cpu_model.parameters(), lr=1e-3)
+    cpu_opt.load_state_dict(ckpt["optim"])
+    assert all(s["exp_avg"].device == "cpu" for s in cpu_opt.state_dict()["state"].values())
+    model.eval()
+    cpu_model.eval()
+    with tg.no_grad():
+        close(model(idx)[0].numpy(), cpu_model(idx.cpu())[0].numpy(), 1e-5)
+    back = tg.load(tmp_path / "ckpt", device="cuda")
+    assert all(t.device == "cuda:0" for t in back["model"].values())
+
+
+def test_generation_on_gpu():
+    model = tiny_gpt(np.float32, "cuda")
+    start = tg.tensor([[1, 2], [3, 4]], device="cuda")
+    tg.manual_seed(5)
+    out = model.generate(start, max_new_tokens=6, top_k=3)
+    tg.manual_seed(5)
+    again = model.generate(start, max_new_tokens=6, top_k=3)
+    assert out.shape == (2, 8) and out.device == "cuda:0"
+    values = out.numpy()
+    assert ((values >= 0) & (values < 11)).all() and (values[:, :2] == [[1, 2], [3, 4]]).all()
+    np.testing.assert_array_equal(values, again.numpy())
+
+
+# --- each fused kernel against its plain-xp reference path --------------------------------------------
+def fused_vs_plain(name, fn, arrays, dtype, tol=None):
+    """fn(*tensors) -> tensor, run with kernel `name` on and with every kernel off: same values and grads."""
+    results = []
+    for spec in (name, "none"):
+        with kernels.selected(spec):
+            inputs = [tg.tensor(a, dtype=dtype, device="cuda", requires_grad=True) for a in arrays]
+            tg.manual_seed(0)
+            out = fn(*inputs)
+            weight = tg.tensor(np.random.default_rng(9).standard_normal(out.shape), dtype=dtype, device="cuda")
+            (out * weight).sum().backward()
+            results.append((out.detach().numpy(), [x.grad.numpy() for x in inputs]))
+    (fo, fg), (po, pg) = results
+    tol = tol or TOL[dtype]
+    close(fo, po, tol)
+    for a, b in zip(fg, pg):
+        close(a, b, tol)
+
+
+def rnd(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_kernel(dtype, affine):
+    if affine:
+        fused_vs_plain("layer_norm", lambda x, w, b: TF.layer_norm(x, (48,), w, b),
+                       [rnd(3, 5, 48) * 3 + 1, rnd(48, seed=1), rnd(48, seed=2)], dtype)
+    else:
+        fused_vs_plain("layer_norm", lambda x: TF.layer_norm(x, (4, 10)), [rnd(6, 4, 10) + 2], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("reduction,smoothing,ignore", [("mean", 0.0, False), ("sum", 0.1, False),
+                                                        ("none", 0.0, True), ("mean", 0.2, True)])
+def test_cross_entropy_kernel(dtype, reduction, smoothing, ignore):
+    target = np.random.default_rng(3).integers(0, 65, 40)
+    if ignore:
+        target[::7] = -100
+    fused_vs_plain("cross_entropy", lambda x: TF.cross_entropy(
+        x, tg.tensor(target, device="cuda"), reduction=reduction, label_smoothing=smoothing),
+        [rnd(40, 65) * 4], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", [(2, 3, 16, 8), (1, 2, 70, 16), (5, 33, 4)])
+def test_causal_attention_kernel_without_dropout(dtype, shape):
+    fused_vs_plain("attention", lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True),
+                   [rnd(*shape, seed=s) for s in range(3)], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_causal_attention_kernel_on_the_models_layout(dtype):
+    """(B, H, T, d) views of (B, T, C) projections in, and the transpose back out, as in GPT."""
+    def fn(x, y, z):
+        B, T, C = x.shape
+        q, k, v = (t.reshape(B, T, 4, C // 4).transpose(1, 2) for t in (x, y, z))
+        out = TF.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return out.transpose(1, 2).reshape(B, T, C)
+    fused_vs_plain("attention", fn, [rnd(3, 20, 32, seed=s) for s in range(3)], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_causal_attention_kernel_with_dropout_matches_its_mask(dtype):
+    """Kernel forward/backward vs the same math composed from plain ops with the hash mask."""
+    p, seed, scale = 0.3, 12345, 0.35
+    q, k, v = (cupy.asarray(rnd(2, 3, 40, 8, seed=s), dtype=dtype) for s in range(3))
+    g = cupy.asarray(rnd(2, 3, 40, 8, seed=7), dtype=dtype)
+    out, saved = attention_kernels.forward(q, k, v, scale, p, seed)
+    gq, gk, gv = attention_kernels.backward(g, saved)
+    keep = krandom.uniform(seed, (6, 40, 40), dtype, cupy).reshape(2, 3, 40, 40) >= dtype(p)
+    mask = tg.tensor(keep * krandom.keep_scale(p, dtype), device="cuda")
+    causal = tg.tensor(~np.tril(np.ones((40, 40), dtype=bool)), device="cuda")
+    with kernels.selected("none"):
+        tq, tk, tv = (tg.tensor(a, requires_grad=True) for a in (q, k, v))
+        weights = ((tq @ tk.transpose(-2, -1)) * scale).masked_fill(causal, float("-inf")).softmax(-1)
+        ref = (weights * mask) @ tv
+        ref.backward(tg.tensor(g))
+    tol = TOL[dtype]
+    close(out, ref.data, tol)
+    for mine, theirs in zip((gq, gk, gv), (tq, tk, tv)):
+        close(mine, theirs.grad.data, tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_dropout_kernel_is_its_hash_mask(dtype):
+    x = cupy.asarray(rnd(7, 33, 5), dtype=dtype)
+    y = kernels.dropout.apply(x, 0.25, 99)
+    keep = krandom.uniform(99, x.shape, dtype, cupy) >= dtype(0.25)
+    np.testing.assert_array_equal(y.get(), (x * keep * krandom.keep_scale(0.25, dtype)).get())
+    assert 0.2 < 1 - float(keep.mean()) < 0.3
+    xt = x[:, ::2].T  # non-contiguous: the mask follows the C-ordered elements of the view
+    keep = krandom.uniform(5, xt.shape, dtype, cupy) >= dtype(0.5)
+    np.testing.assert_array_equal(kernels.dropout.apply(xt, 0.5, 5).get(), (xt * keep * dtype(2)).get())
+
+
+def test_dropout_op_on_gpu_masks_forward_and_backward_alike():
+    x = tg.tensor(rnd(64, 50) + 3, device="cuda", requires_grad=True)
+    y = TF.dropout(x, 0.4)
+    y.sum().backward()
+    y = y.detach().numpy()
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], x.detach().numpy()[kept] / 0.6, rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), kept / np.float32(0.6), rtol=1e-6)
+    assert 0.35 < 1 - kept.mean() < 0.45
+    tg.manual_seed(1)
+    a = TF.dropout(x, 0.4).detach().numpy()
+    tg.manual_seed(1)
+    np.testing.assert_array_equal(a, TF.dropout(x, 0.4).detach().numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("kind", ["AdamW", "Adam_l2"])
+def test_adam_kernel_matches_plain_update(dtype, kind):
+    """More params than one launch takes, in two groups, several steps: bit for bit the plain update."""
+    shapes = [(5, 7), (13,), (3, 4, 2), (1,), (300, 70)] * 3
+    results = []
+    for spec in ("adam", "none"):
+        with kernels.selected(spec):
+            params = [tg.tensor(rnd(*s, seed=i), dtype=dtype, device="cuda", requires_grad=True)
+                      for i, s in enumerate(shapes)]
+            groups = [{"params": params[:9]}, {"params": params[9:], "lr": 3e-3}]
+            opt = optim.AdamW(groups, lr=1e-2) if kind == "AdamW" else optim.Adam(groups, lr=1e-2, weight_decay=0.1)
+            for step in range(4):
+                for i, p in enumerate(params):
+                    p.grad = tg.tensor(rnd(*p.shape, seed=100 * step + i), dtype=dtype, device="cuda")
+                opt.step()
+            results.append([p.detach().numpy() for p in params] +
+                           [s[k].get() for s in opt.state.values() for k in ("exp_avg", "exp_avg_sq")])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("rows,n", [(1, 5), (31, 7), (1000, 65), (16384, 384)])
+def test_column_sum_kernel(dtype, rows, n):
+    x = cupy.asarray(rnd(rows, n), dtype=dtype)
+    y = cupy.asarray(rnd(rows, n, seed=1), dtype=dtype)
+    close(kernels.reduce.column_sum(x), x.sum(axis=0), TOL[dtype] * 10)
+    close(kernels.reduce.column_sum(x, y), (x * y).sum(axis=0), TOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_linear_bias_gradient_kernel(dtype):
+    fused_vs_plain("column_sum", lambda x, w, b: TF.linear(x, w, b), [rnd(4, 50, 24), rnd(40, 24, seed=1),
+                                                                     rnd(40, seed=2)], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_batched_gemm_matches_cupy_matmul(dtype, trans_a, trans_b, monkeypatch):
+    monkeypatch.delenv("CUPY_TF32", raising=False)
+    a = cupy.asarray(rnd(4, 9, 6), dtype=dtype)
+    b = cupy.asarray(rnd(4, 6, 5, seed=1), dtype=dtype)
+    a_in = a.transpose(0, 2, 1).copy() if trans_a else a
+    b_in = b.transpose(0, 2, 1).copy() if trans_b else b
+    close(gemm.matmul(a_in, b_in, trans_a, trans_b), a @ b, TOL[dtype])
+
+
+def test_batched_gemm_on_strided_views_and_strided_out():
+    x = cupy.asarray(rnd(3, 10, 32))
+    q = x.reshape(3, 10, 4, 8).transpose(0, 2, 1, 3)  # (B, H, T, d) view: two batch strides, copied
+    y = cupy.asarray(rnd(3, 10, 32, seed=1)).reshape(3, 10, 4, 8).transpose(0, 2, 1, 3)
+    s = cupy.asarray(rnd(3, 4, 10, 10, seed=2))
+    close(gemm.matmul(q, y, trans_b=True), q @ y.transpose(0, 1, 3, 2), 1e-10)
+    close(gemm.matmul(s, y, trans_a=True), s.transpose(0, 1, 3, 2) @ y, 1e-10)
+    wide = cupy.full((12, 10, 20), np.nan)
+    out = wide[:, :, 4:12].reshape(3, 4, 10, 8)  # matrices one stride apart, rows 20 apart
+    assert gemm.matmul(s, q, out=out) is out
+    close(out, s @ q, 1e-10)
+    assert np.isnan(wide[:, :, :4].get()).all()
+    with pytest.raises(ValueError, match="out has shape"):
+        gemm.matmul(s, q, out=cupy.empty((3, 10, 4, 8)).transpose(0, 2, 1, 3))
+
+
+def test_batched_gemm_tf32_is_close_but_rounded(monkeypatch):
+    a = cupy.asarray(rnd(8, 128, 256), dtype=np.float32)
+    b = cupy.asarray(rnd(8, 256, 64, seed=1), dtype=np.float32)
+    exact = gemm.matmul(a, b)
+    monkeypatch.setenv("CUPY_TF32", "1")
+    fast = gemm.matmul(a, b)
+    err = float(cupy.linalg.norm(fast - exact) / cupy.linalg.norm(exact))
+    assert err < 5e-3
+
+
+def test_kernel_selection_specs():
+    with kernels.selected("-adam,-dropout"):
+        assert not kernels.use("adam", cupy.zeros(1)) and kernels.use("attention", cupy.zeros(1))
+    with kernels.selected("none"):
+        assert not any(kernels.use(n, cupy.zeros(1)) for n in kernels.NAMES)
+    assert not kernels.use("attention", np.zeros(1))
+    with pytest.raises(ValueError, match="unknown kernel"):
+        kernels.select("softmaxx")

@@ -1,0 +1,71 @@
+"""What every kernel shares: the CUDA helpers (warp reductions, the dropout hash,
+correctly rounded arithmetic), compilation per dtype, and the one-warp-per-row launch."""
+import numpy as np
+
+from ..backend import cupy
+
+CTYPES = {np.dtype("float32"): "float", np.dtype("float64"): "double"}
+
+HEADER = r"""
+#define TG_FULL_MASK 0xffffffffu
+template <typename U> __device__ __forceinline__ U tg_warp_sum(U v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(TG_FULL_MASK, v, o);
+    return v;
+}
+template <typename U> __device__ __forceinline__ U tg_warp_max(U v) {
+    for (int o = 16; o > 0; o >>= 1) { U w = __shfl_xor_sync(TG_FULL_MASK, v, o); v = w > v ? w : v; }
+    return v;
+}
+// Dropout's random numbers: splitmix64 of (seed, element index), so a mask is a pure
+// function of its seed. Backward recomputes it instead of keeping it in memory, and
+// random.uniform() computes the same bits with NumPy/CuPy integer ops for the tests.
+__device__ __forceinline__ unsigned long long tg_mix64(unsigned long long seed, unsigned long long i) {
+    unsigned long long z = seed + (i + 1ull) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+template <typename U> __device__ __forceinline__ U tg_uniform(unsigned long long seed, unsigned long long i);
+template <> __device__ __forceinline__ float tg_uniform<float>(unsigned long long seed, unsigned long long i) {
+    return (float)(tg_mix64(seed, i) >> 40) * 5.9604644775390625e-08f;   // 24 bits * 2^-24
+}
+template <> __device__ __forceinline__ double tg_uniform<double>(unsigned long long seed, unsigned long long i) {
+    return (double)(tg_mix64(seed, i) >> 11) * 1.1102230246251565e-16;   // 53 bits * 2^-53
+}
+// One rounding per operation (no fused multiply-add), to match the plain-xp reference bit for bit.
+__device__ __forceinline__ float tg_mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double tg_mul(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float tg_add(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double tg_add(double a, double b) { return __dadd_rn(a, b); }
+__device__ __forceinline__ float tg_sub(float a, float b) { return __fsub_rn(a, b); }
+__device__ __forceinline__ double tg_sub(double a, double b) { return __dsub_rn(a, b); }
+__device__ __forceinline__ float tg_div(float a, float b) { return __fdiv_rn(a, b); }
+__device__ __forceinline__ double tg_div(double a, double b) { return __ddiv_rn(a, b); }
+__device__ __forceinline__ float tg_sqrt(float a) { return __fsqrt_rn(a); }
+__device__ __forceinline__ double tg_sqrt(double a) { return __dsqrt_rn(a); }
+"""
+
+WARPS_PER_BLOCK = 4
+_compiled = {}
+
+
+def raw_kernel(source, name, dtype):
+    """Compile `source` (which uses the type T) for one dtype, once per process."""
+    key = (name, np.dtype(dtype))
+    if key not in _compiled:
+        code = HEADER + f"typedef {CTYPES[np.dtype(dtype)]} T;\n" + source
+        _compiled[key] = cupy.RawKernel(code, name)
+    return _compiled[key]
+
+
+def launch_rows(kernel, rows, args):
+    """Run a kernel that gives one warp to each of `rows` rows."""
+    if rows == 0:
+        return
+    threads = 32 * WARPS_PER_BLOCK
+    kernel(((rows + WARPS_PER_BLOCK - 1) // WARPS_PER_BLOCK,), (threads,), args)
+
+
+def scalar(dtype, value):
+    """A kernel argument of the array's float type (float or double in the kernel)."""
+    return np.dtype(dtype).type(value)

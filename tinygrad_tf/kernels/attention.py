@@ -1,0 +1,147 @@
+"""Causal attention softmax(q k^T * scale, causal) -> dropout -> @ v, without keeping
+any T x T matrix between forward and backward.
+
+Forward: S = q k^T (one batched GEMM), then one kernel per row turns S in place into the
+dropped-out weights and writes the row's log-sum-exp; then S @ v. Only q, k, v and the
+log-sum-exps (one number per row) are kept. q, k, v and the gradient are used where they
+lie (gemm.py takes strided operands), and outputs take q's layout, so the model's
+(B, T, H, d) <-> (B, H, T, d) transposes cost no copies either way. Backward recomputes S = q k^T, and from the
+log-sum-exps the weights P = exp(S * scale - lse) and the dropout mask (a hash of the
+seed), then dV = Pd^T g, dPd = g v^T, dS = P * (dP - rowsum(dP * P)) * scale (one kernel),
+dQ = dS k, dK = dS^T q. That is the flash-attention trade (one more GEMM for no saved
+T x T weights) done with cuBLAS GEMMs and two row kernels. The mask is causal with the
+top-left alignment of torch's is_causal: query i sees keys 0..i.
+"""
+import numpy as np
+
+from ..backend import cupy
+from . import gemm
+from ._cuda import launch_rows, raw_kernel, scalar
+from .random import keep_scale
+
+_SOURCE = r"""
+// rows = batch * Tq rows of n = Tk scores; row r is query (r % tq) and sees keys 0..(r % tq).
+__device__ __forceinline__ int tg_last_key(long long row, int tq, int n) {
+    int last = (int)(row % tq);
+    return last < n ? last : n - 1;
+}
+
+extern "C" __global__ void attn_fwd(T* S, T* LSE, long long rows, int n, int tq, T scale,
+                                    T p, T keep, unsigned long long seed, int dropout) {
+    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    int last = tg_last_key(row, tq, n);
+    T* s = S + row * n;
+    T m = s[0] * scale;
+    for (int j = lane; j <= last; j += 32) { T v = s[j] * scale; m = v > m ? v : m; }
+    m = tg_warp_max(m);
+    T sum = 0;
+    for (int j = lane; j <= last; j += 32) sum += exp(s[j] * scale - m);
+    sum = tg_warp_sum(sum);
+    if (lane == 0) LSE[row] = m + log(sum);
+    for (int j = lane; j < n; j += 32) {
+        T v = j <= last ? exp(s[j] * scale - m) / sum : (T)0;
+        if (dropout) v = tg_uniform<T>(seed, (unsigned long long)(row * n + j)) >= p ? v * keep : (T)0;
+        s[j] = v;
+    }
+}
+
+// S (scores) -> P in place, and Pd = dropout(P) when dropout is on.
+extern "C" __global__ void attn_recompute(T* S, T* PD, const T* LSE, long long rows, int n, int tq,
+                                          T scale, T p, T keep, unsigned long long seed, int dropout) {
+    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    int last = tg_last_key(row, tq, n);
+    T* s = S + row * n;
+    T lse = LSE[row];
+    for (int j = lane; j < n; j += 32) {
+        T v = j <= last ? exp(s[j] * scale - lse) : (T)0;
+        s[j] = v;
+        if (dropout) PD[row * n + j] = tg_uniform<T>(seed, (unsigned long long)(row * n + j)) >= p ? v * keep : (T)0;
+    }
+}
+
+// G (gradient of the dropped-out weights) -> gradient of the scores times scale, in place.
+extern "C" __global__ void attn_bwd(T* G, const T* P, long long rows, int n, int tq, T scale,
+                                    T p, T keep, unsigned long long seed, int dropout) {
+    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    int last = tg_last_key(row, tq, n);
+    T* g = G + row * n;
+    const T* pr = P + row * n;
+    T dot = 0;
+    for (int j = lane; j <= last; j += 32) {
+        T d = g[j];
+        if (dropout) d = tg_uniform<T>(seed, (unsigned long long)(row * n + j)) >= p ? d * keep : (T)0;
+        dot += d * pr[j];
+    }
+    dot = tg_warp_sum(dot);
+    for (int j = lane; j < n; j += 32) {
+        T out = 0;
+        if (j <= last) {
+            T d = g[j];
+            if (dropout) d = tg_uniform<T>(seed, (unsigned long long)(row * n + j)) >= p ? d * keep : (T)0;
+            out = pr[j] * (d - dot) * scale;
+        }
+        g[j] = out;
+    }
+}
+"""
+
+
+def supports(q, k, v):
+    """Same batch dims everywhere (no broadcasting) and a float type the kernels know."""
+    return (q.ndim >= 3 and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype
+            and q.dtype in (np.float32, np.float64))
+
+
+def _dropout_args(p, seed, dtype):
+    return (scalar(dtype, p), keep_scale(p, dtype) if p else scalar(dtype, 1), np.uint64(seed or 0),
+            np.int32(1 if p else 0))
+
+
+def _scores(q, k):
+    """q k^T into a new contiguous (batch, Tq, Tk) array (written through a view with q's batch dims)."""
+    s = cupy.empty((int(np.prod(q.shape[:-2])), q.shape[-2], k.shape[-2]), q.dtype)
+    gemm.matmul(q, k, trans_b=True, out=s.reshape(q.shape[:-2] + s.shape[1:]))
+    return s
+
+
+def forward(q, k, v, scale, p=0.0, seed=0):
+    """-> (out, saved); out has q's batch dims and shape (..., Tq, Dv)."""
+    q, k, v = gemm.operand(q), gemm.operand(k), gemm.operand(v)  # copied once here if need be, then kept
+    tq, tk = q.shape[-2], k.shape[-2]
+    s = _scores(q, k)
+    rows = s.shape[0] * tq
+    lse = cupy.empty(s.shape[:2], s.dtype)
+    launch_rows(raw_kernel(_SOURCE, "attn_fwd", s.dtype), rows,
+                (s, lse, np.int64(rows), np.int32(tk), np.int32(tq), scalar(s.dtype, scale),
+                 *_dropout_args(p, seed, s.dtype)))
+    out = gemm.matmul(s.reshape(q.shape[:-2] + s.shape[1:]), v)
+    return out, (q, k, v, lse, scale, p, seed)
+
+
+def backward(g, saved, needs=(True, True, True)):
+    """-> (gq, gk, gv) shaped as q, k, v (None where not needed)."""
+    q, k, v, lse, scale, p, seed = saved
+    g = gemm.operand(g)
+    batch, tq, tk = q.shape[:-2], q.shape[-2], k.shape[-2]
+    s = _scores(q, k)
+    rows = s.shape[0] * tq
+    pd = cupy.empty_like(s) if p else s
+    args = (np.int64(rows), np.int32(tk), np.int32(tq), scalar(s.dtype, scale), *_dropout_args(p, seed, s.dtype))
+    launch_rows(raw_kernel(_SOURCE, "attn_recompute", s.dtype), rows, (s, pd, lse) + args)
+    gv = None
+    if needs[2]:
+        gv = gemm.matmul(pd.reshape(batch + pd.shape[1:]), g, trans_a=True)
+    del pd
+    ds = cupy.empty_like(s)
+    gemm.matmul(g, v, trans_b=True, out=ds.reshape(batch + ds.shape[1:]))
+    launch_rows(raw_kernel(_SOURCE, "attn_bwd", s.dtype), rows, (ds, s) + args)
+    ds = ds.reshape(batch + ds.shape[1:])
+    gq = gemm.matmul(ds, k) if needs[0] else None
+    gk = gemm.matmul(ds, q, trans_a=True) if needs[1] else None
+    return gq, gk, gv

@@ -1,0 +1,23 @@
+"""Dropout as one elementwise kernel: y = x * (u >= p) / (1 - p), u = hash(seed, index).
+
+Forward and backward are the same kernel (the gradient is masked and scaled exactly as
+the input was), so nothing but the seed is kept between them: no mask array, and no
+separate random-number pass."""
+import numpy as np
+
+from ..backend import cupy
+from ._cuda import HEADER
+from .random import keep_scale
+
+_kernel = None
+
+
+def apply(x, p, seed):
+    """x * mask / (1 - p), with the mask of `seed` over x's C-ordered elements."""
+    global _kernel
+    if _kernel is None:
+        _kernel = cupy.ElementwiseKernel(
+            "T x, uint64 seed, T p, T scale", "T y",
+            "y = tg_uniform<T>(seed, (unsigned long long)i) >= p ? x * scale : (T)0",
+            "tg_dropout", preamble=HEADER)
+    return _kernel(x, np.uint64(seed), x.dtype.type(p), keep_scale(p, x.dtype))

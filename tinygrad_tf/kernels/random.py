@@ -1,0 +1,37 @@
+"""Counter-based random numbers for dropout: u = hash(seed, index), on the GPU and in xp.
+
+A mask made this way needs no memory between forward and backward (backward hashes
+again) and no cuRAND call. Seeds come from a host-side stream, so asking for one never
+waits for the GPU; the stream restarts when tg.manual_seed replaces the device's
+generator, so seeded runs repeat exactly."""
+import numpy as np
+
+_sources = {}  # device id -> (the device generator it follows, NumPy generator of seeds)
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def next_seed(generator, device_id):
+    """A fresh 63-bit seed for one mask; `generator` is backend.rng(device)."""
+    held = _sources.get(device_id)
+    if held is None or held[0] is not generator:
+        start = int(float(generator.random((1,))[0]) * 2**53)  # one device read per manual_seed
+        held = _sources[device_id] = (generator, np.random.default_rng(start))
+    return int(held[1].integers(0, 2**63 - 1))
+
+
+def uniform(seed, shape, dtype, xp=np):
+    """The kernels' uniforms in [0, 1) for a C-ordered array of `shape`, in plain xp."""
+    u64 = xp.uint64
+    n = int(np.prod(shape))
+    z = u64(seed) + xp.arange(1, n + 1, dtype=u64) * u64(_GOLDEN)
+    z = (z ^ (z >> u64(30))) * u64(_MIX1)
+    z = (z ^ (z >> u64(27))) * u64(_MIX2)
+    z = z ^ (z >> u64(31))
+    dtype = np.dtype(dtype)
+    bits, step = (40, 2.0 ** -24) if dtype == np.float32 else (11, 2.0 ** -53)
+    return ((z >> u64(bits)).astype(dtype) * dtype.type(step)).reshape(shape)
+
+
+def keep_scale(p, dtype):
+    """What a kept element is multiplied by: 1 / (1 - p) in the array's dtype, as ops.nn.Dropout."""
+    return np.dtype(dtype).type(1 / (1 - p))

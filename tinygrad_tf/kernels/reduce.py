@@ -1,0 +1,73 @@
+"""Column sums of a (rows, n) array, optionally of an elementwise product: bias and
+layer-norm parameter gradients.
+
+CuPy's sum(axis=0) over a tall matrix took 0.37 ms per call on an H100 (46 calls, 17 ms
+of a 57 ms step). Here each block sums one chunk of rows for 128 columns (each thread walks
+one column: coalesced across the warp) into a partial row, and the last block of a column
+range to finish adds the partial rows in a fixed order (a ticket counter, CUDA's
+threadFenceReduction pattern): one launch, about memory speed, and deterministic."""
+import numpy as np
+
+from ..backend import cupy
+from ._cuda import raw_kernel
+
+_SOURCE = r"""
+extern "C" __global__ void col_sum(const T* X, const T* Y, T* PARTIAL, T* OUT, unsigned int* COUNTERS,
+                                   long long rows, int n, long long rows_per_chunk, int has_y) {
+    int col = blockIdx.x * blockDim.x + threadIdx.x;
+    if (col < n) {
+        long long r0 = (long long)blockIdx.y * rows_per_chunk;
+        long long r1 = r0 + rows_per_chunk < rows ? r0 + rows_per_chunk : rows;
+        T acc = 0;
+        if (has_y) {
+            #pragma unroll 8
+            for (long long r = r0; r < r1; ++r) acc += X[r * n + col] * Y[r * n + col];
+        } else {
+            #pragma unroll 8
+            for (long long r = r0; r < r1; ++r) acc += X[r * n + col];
+        }
+        PARTIAL[(long long)blockIdx.y * n + col] = acc;
+    }
+    __threadfence();  // this block's partial sums are visible before its ticket is taken
+    __syncthreads();
+    __shared__ unsigned int ticket;
+    if (threadIdx.x == 0) ticket = atomicAdd(&COUNTERS[blockIdx.x], 1u);
+    __syncthreads();
+    if (ticket != gridDim.y - 1) return;  // another chunk of these columns is still running
+    if (col < n) {
+        T acc = 0;
+        for (unsigned int c = 0; c < gridDim.y; ++c) acc += __ldcg(PARTIAL + (long long)c * n + col);
+        OUT[col] = acc;
+    }
+    if (threadIdx.x == 0) COUNTERS[blockIdx.x] = 0;  // ready for the next launch
+}
+"""
+_THREADS, _MAX_COLUMN_BLOCKS = 128, 4096
+_counters = {}  # device id -> zeroed tickets, one per column block (each launch leaves them zero)
+
+
+def column_sum(x, y=None):
+    """(x * y).sum(axis=0), or x.sum(axis=0), for (rows, n) arrays of one float dtype."""
+    x = cupy.ascontiguousarray(x)
+    y = None if y is None else cupy.ascontiguousarray(y)
+    rows, n = x.shape
+    if rows == 0 or n == 0:
+        return cupy.zeros((n,), x.dtype)
+    if n > _THREADS * _MAX_COLUMN_BLOCKS:  # more columns than tickets: CuPy's reduction
+        return (x if y is None else x * y).sum(axis=0)
+    chunks = max(1, min(256, rows // 32))  # >= 32 rows a thread, enough blocks to fill the GPU
+    per_chunk = -(-rows // chunks)
+    chunks = -(-rows // per_chunk)
+    device = x.device.id
+    if device not in _counters:
+        _counters[device] = cupy.zeros(_MAX_COLUMN_BLOCKS, np.uint32)
+    partial, out = cupy.empty((chunks, n), x.dtype), cupy.empty((n,), x.dtype)
+    raw_kernel(_SOURCE, "col_sum", x.dtype)(
+        ((n + _THREADS - 1) // _THREADS, chunks), (_THREADS,),
+        (x, x if y is None else y, partial, out, _counters[device], np.int64(rows), np.int32(n),
+         np.int64(per_chunk), np.int32(y is not None)))
+    return out
+
+
+def supports(x):
+    return x.ndim == 2 and x.dtype in (np.float32, np.float64)
