@@ -225,3 +225,12 @@ def test_gradcheck_projection_is_independent_of_manual_seed():
             tg.gradcheck(lambda x: F.layer_norm(x, (8,)), (x,))
     finally:
         N.LayerNorm.backward = right
+
+
+def test_leaf_grad_never_aliases_the_users_gradient_array():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([3.0, 4.0], requires_grad=True)
+    given = np.array([1.0, 1.0], dtype=np.float32)
+    (a + b).backward(given)
+    given[:] = 7.0
+    assert a.grad.tolist() == [1.0, 1.0] and b.grad.tolist() == [1.0, 1.0]

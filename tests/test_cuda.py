@@ -238,6 +238,11 @@ def test_layer_norm_kernel(dtype, affine):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_relu_kernel(dtype):
+    fused_vs_plain("relu", lambda x: x.relu(), [rnd(7, 33)], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("reduction,smoothing,ignore", [("mean", 0.0, False), ("sum", 0.1, False),
                                                         ("none", 0.0, True), ("mean", 0.2, True)])
 def test_cross_entropy_kernel(dtype, reduction, smoothing, ignore):

@@ -105,5 +105,8 @@ def backward(tensor, grad, retain_graph=False):
             ig = unbroadcast(ig, shape)
             book = leaves if parent.is_leaf_node else grads
             book[parent] = ig if parent not in book else book[parent] + ig
+    handed = set()  # arrays already given to a leaf: a second leaf gets a copy, never an alias
     for leaf, g in leaves.items():
-        leaf._accumulate(leaf._run_hooks(g))
+        hooked = leaf._run_hooks(g)
+        leaf._accumulate(hooked, owned=hooked is g and g.base is None and id(g) not in handed)
+        handed.add(id(g))

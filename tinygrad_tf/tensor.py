@@ -125,11 +125,13 @@ class Tensor:
                 grad = out.data
         return grad
 
-    def _accumulate(self, grad):
+    def _accumulate(self, grad, owned=False):
+        """Add grad into .grad. Unless the walk knows nobody else holds this array
+        (`owned`), the first gradient is copied: backward may hand out views and shared arrays."""
         if grad.dtype != self.dtype:
-            grad = grad.astype(self.dtype)
+            grad, owned = grad.astype(self.dtype), True
         if self.grad is None:
-            self.grad = Tensor._wrap(grad.copy())  # own it: backward may hand out shared views
+            self.grad = Tensor._wrap(grad if owned else grad.copy())
         else:
             self.grad.data = self.grad.data + grad
 
@@ -142,7 +144,7 @@ class Tensor:
                                    f"tensor has shape {self.shape}: pass gradient=")
             grad = array_module(self.data).ones(self.shape, self.dtype)
         else:
-            grad = as_array(gradient, self.dtype, self.device)
+            grad = as_array(gradient, self.dtype, self.device).copy()  # never alias the caller's array
             if grad.shape != self.shape:
                 raise ValueError(f"gradient has shape {grad.shape}, expected the tensor's shape {self.shape}")
         autograd.backward(self, grad, retain_graph)

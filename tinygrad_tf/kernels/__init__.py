@@ -11,9 +11,9 @@ import contextlib
 import os
 
 from .. import backend
-from . import adam, attention, cross_entropy, dropout, gemm, layer_norm, random, reduce  # noqa: F401  (no CuPy import)
+from . import adam, attention, cross_entropy, dropout, gemm, layer_norm, random, reduce, relu  # noqa: F401  (no CuPy import)
 
-NAMES = ("attention", "layer_norm", "cross_entropy", "dropout", "adam", "column_sum")
+NAMES = ("attention", "layer_norm", "cross_entropy", "dropout", "adam", "column_sum", "relu")
 _off = set()
 
 
