@@ -10,6 +10,7 @@ Ctrl-C saves a checkpoint before it stops.
 """
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -43,6 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--data", help="path to tinyshakespeare.txt (default: $TINYGRAD_TF_DATA or download)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--tf32", action="store_true", help="GPU: TF32 matrix products (faster, ~10 bits of mantissa)")
     p.add_argument("--out-dir", default="out/shakespeare", help="checkpoint, log.jsonl and plots go here")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--resume", action="store_true", help="continue from <out-dir>/ckpt.npz")
@@ -72,6 +74,8 @@ def parse_args(argv=None):
         p.error("--max-iters and --warmup-iters must be >= 0")
     if args.device == "auto":
         args.device = "cuda" if tg.cuda.is_available() else "cpu"
+    if args.tf32:
+        os.environ["CUPY_TF32"] = "1"  # CuPy reads it at its first float32 GEMM, which is still to come
     return args
 
 

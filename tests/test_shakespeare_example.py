@@ -27,7 +27,7 @@ def load_example():
 def text_file(tmp_path):
     """A small corpus: the shared tiny Shakespeare's first 20k chars, or made-up verse."""
     text = SHARED.read_text()[:20_000] if SHARED.exists() else \
-        "".join(f"Line {i}: to be, or not to be; that is the question!\n" for i in range(400))
+        "".join(f"To be, or not to be; that is question {i}!\n" for i in range(400))
     path = tmp_path / "tiny.txt"
     path.write_text(text)
     return path

@@ -108,8 +108,8 @@ class GPT(nn.Module):
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
-        positions = Tensor._wrap(backend.array_module(idx.data).arange(T))
-        x = self.token_embedding(idx) + self.position_embedding(positions)
+        # Positions 0..T-1 are the first T rows of the table: a slice, no index lookup.
+        x = self.token_embedding(idx) + self.position_embedding.weight[:T]
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(self.ln_f(x))

@@ -86,9 +86,12 @@ def embedding(input, weight):
     idx = input if isinstance(input, Tensor) else Tensor(input, device=weight.device)
     _check_int_index(idx, "embedding indices")
     n = weight.shape[0]
-    if idx.numel() and (int(idx.data.min()) < 0 or int(idx.data.max()) >= n):
-        bad = int(idx.data.max()) if int(idx.data.max()) >= n else int(idx.data.min())
-        raise IndexError(f"embedding index {bad} is out of range for {n} embeddings (expected 0..{n - 1})")
+    if idx.numel():  # one device read for both bounds (on a GPU, each read waits for the queue)
+        xp = array_module(idx.data)
+        lo, hi = backend.to_numpy(xp.stack((idx.data.min(), idx.data.max()))).tolist()
+        if lo < 0 or hi >= n:
+            bad = hi if hi >= n else lo
+            raise IndexError(f"embedding index {bad} is out of range for {n} embeddings (expected 0..{n - 1})")
     return N.Embedding.apply(idx.data, weight)
 
 
