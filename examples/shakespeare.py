@@ -5,7 +5,8 @@
     python examples/shakespeare.py --preset seed --device cuda   # the lecture's 10.8M-parameter model
 
 Every evaluation appends a line to <out-dir>/log.jsonl and writes <out-dir>/ckpt.npz
-(atomically); --resume continues from it exactly, --sample-only just writes text.
+(atomically); --resume continues from it exactly. The model with the lowest val loss so
+far is also kept, in best.npz; --sample-only writes text from it.
 Ctrl-C saves a checkpoint before it stops.
 """
 import argparse
@@ -34,7 +35,7 @@ PRESETS = {
     "cpu": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0,
                 lr=2e-3, min_lr=2e-4, warmup_iters=100, max_iters=10000, eval_interval=500, eval_iters=50),
 }
-CHECKPOINT = "ckpt.npz"
+CHECKPOINT, BEST = "ckpt.npz", "best.npz"
 
 
 def parse_args(argv=None):
@@ -95,11 +96,12 @@ def evaluate(model, splits, args, device):
     return losses
 
 
-def save_checkpoint(path, model, optimizer, sampler, tokenizer, args, it, elapsed, evaluated):
+def save_checkpoint(path, model, optimizer, sampler, tokenizer, args, it, elapsed, evaluated, best_val):
     """Everything a resumed run needs to continue exactly (`evaluated`: iteration it is logged)."""
     tg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "sampler": sampler.state_dict(), "tokenizer": tokenizer.state_dict(),
              "config": model.config.to_dict(), "iter": it, "elapsed_s": elapsed, "evaluated": evaluated,
+             "best_val_loss": best_val,
              "args": {k: v for k, v in vars(args).items() if v is None or isinstance(v, (int, float, str, bool))}},
             path)
 
@@ -143,9 +145,10 @@ def main(argv=None):
     tokenizer = CharTokenizer(text)
     state = None
     if args.resume or args.sample_only:
-        if not ckpt_path.exists():
+        path = out_dir / BEST if args.sample_only and (out_dir / BEST).exists() else ckpt_path
+        if not path.exists():
             sys.exit(f"error: no checkpoint at {ckpt_path} (train first, or pass the --out-dir you trained with)")
-        state = tg.load(ckpt_path)
+        state = tg.load(path)
         saved_tok = CharTokenizer.from_state_dict(state["tokenizer"])
         if saved_tok != tokenizer:
             sys.exit(f"error: the checkpoint's vocabulary ({saved_tok.vocab_size} chars) differs from "
@@ -165,6 +168,7 @@ def main(argv=None):
     if state is not None:
         model.load_state_dict(state["model"])
     if args.sample_only:
+        print(f"from {path} (iteration {state['iter']})")
         print(sample_text(model, tokenizer, args, args.device))
         return
 
@@ -174,11 +178,11 @@ def main(argv=None):
     optimizer = optim.AdamW(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2),
                             weight_decay=args.weight_decay)
     sampler = BatchSampler(train_data, args.batch_size, args.block_size, seed=args.seed)
-    start, elapsed = 0, 0.0
+    start, elapsed, best_val = 0, 0.0, float("inf")
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         sampler.load_state_dict(state["sampler"])
-        start, elapsed = int(state["iter"]), float(state["elapsed_s"])
+        start, elapsed, best_val = int(state["iter"]), float(state["elapsed_s"]), float(state["best_val_loss"])
         print(f"resumed from {ckpt_path} at iteration {start}")
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "log.jsonl"
@@ -199,7 +203,7 @@ def main(argv=None):
         for it in range(start, args.max_iters + 1):
             if stop:
                 save_checkpoint(ckpt_path, model, optimizer, sampler, tokenizer, args, it,
-                                elapsed + time.perf_counter() - window_start, evaluated=False)
+                                elapsed + time.perf_counter() - window_start, False, best_val)
                 if progress:
                     progress.close()
                 print(f"\ninterrupted: checkpoint at iteration {it} saved to {ckpt_path}; "
@@ -215,8 +219,12 @@ def main(argv=None):
                        "tokens_per_s": round(tps, 1), "elapsed_s": round(elapsed, 1)}
                 with open(log_path, "a") as f:
                     f.write(json.dumps(row) + "\n")
-                save_checkpoint(ckpt_path, model, optimizer, sampler, tokenizer, args, it, elapsed,
-                                evaluated=True)
+                if losses["val"] < best_val:  # keep the best model too: long runs overfit
+                    best_val = losses["val"]
+                    tg.save({"model": model.state_dict(), "config": model.config.to_dict(),
+                             "tokenizer": tokenizer.state_dict(), "iter": it, "val_loss": best_val},
+                            out_dir / BEST)
+                save_checkpoint(ckpt_path, model, optimizer, sampler, tokenizer, args, it, elapsed, True, best_val)
                 message = (f"iter {it}: train {losses['train']:.4f}, val {losses['val']:.4f}, "
                            f"{tps:,.0f} tokens/s")
                 progress.write(message) if progress else print(message, flush=True)
@@ -246,7 +254,7 @@ def main(argv=None):
         signal.signal(signal.SIGINT, previous_handler)
     if progress:
         progress.close()
-    print(f"checkpoint: {ckpt_path}\nlog: {log_path}")
+    print(f"checkpoint: {ckpt_path}\nbest model (val loss {best_val:.4f}): {out_dir / BEST}\nlog: {log_path}")
     plot_losses(log_path, out_dir / "loss.png")
     print("\n--- sample ---")
     print(sample_text(model, tokenizer, args, args.device))

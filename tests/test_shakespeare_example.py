@@ -48,6 +48,8 @@ def test_trains_logs_checkpoints_and_samples(tmp_path, text_file, capsys):
     assert set(rows[0]) == {"iter", "train_loss", "val_loss", "tokens_per_s", "elapsed_s"}
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert (tmp_path / "a" / "ckpt.npz").exists()
+    best = tg.load(tmp_path / "a" / "best.npz")
+    assert best["val_loss"] == pytest.approx(min(r["val_loss"] for r in rows), abs=1e-4)
     out = capsys.readouterr().out
     assert "--- sample ---" in out and "GPT:" in out
 
@@ -85,8 +87,9 @@ def test_sample_only_and_missing_checkpoint(tmp_path, text_file, capsys):
     run(example, text_file, tmp_path / "b", "--max-iters", "2")
     capsys.readouterr()
     run(example, text_file, tmp_path / "b", "--sample-only", "--prompt", "To")
-    header, sample = capsys.readouterr().out.split("\n", 1)
-    assert header.startswith("GPT:") and sample.startswith("To") and len(sample) > 30
+    header, source, sample = capsys.readouterr().out.split("\n", 2)
+    assert header.startswith("GPT:") and "best.npz" in source
+    assert sample.startswith("To") and len(sample) > 30
 
 
 def test_bad_data_path_is_a_clear_error(tmp_path):
