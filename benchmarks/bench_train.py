@@ -141,6 +141,18 @@ def flops_per_step(cfg, weights):
 
 
 # --- our engine -------------------------------------------------------------------------
+def make_step(forward, opt, batches):
+    """One training step on batch i (cycling): the same code for both frameworks."""
+    def step(i):
+        x, y = batches[i % len(batches)]
+        _, loss = forward(x, y)
+        opt.zero_grad()  # set_to_none=True, the default of both
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 def run_ours(args, cfg, batches, weights, vocab, variant="all"):
     import tinygrad_tf as tg
     from tinygrad_tf import kernels, optim
@@ -163,17 +175,7 @@ def run_ours(args, cfg, batches, weights, vocab, variant="all"):
     else:
         sync = lambda: None  # noqa: E731
 
-    def make_step(batches):
-        def step(i):
-            x, y = batches[i % len(batches)]
-            _, loss = model(x, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
-        return step
-
-    step = make_step(data)
+    step = make_step(model, opt, data)
     model.eval()
     with tg.no_grad():
         loss0 = model(*data[0])[1].item()
@@ -185,7 +187,8 @@ def run_ours(args, cfg, batches, weights, vocab, variant="all"):
         row["reserved_mem_bytes"] = int(pool.total_bytes())
         if args.profile and variant == "all":
             row["profile"] = profile_kernels(step, sync)
-            one = make_step([(tg.tensor(x[:1], device=dev), tg.tensor(y[:1], device=dev)) for x, y in batches])
+            one = make_step(model, opt, [(tg.tensor(x[:1], device=dev), tg.tensor(y[:1], device=dev))
+                                         for x, y in batches])
             row["profile"]["batch1_ms"] = statistics.median(_time_steps(one, sync, 20, 3)[0]) * 1e3
             row["profile"]["qkv_gemm_ms"] = gemm_probe(cfg)
             row["profile"]["host"] = host_profile(one, sync)
@@ -469,17 +472,7 @@ def run_torch(args, cfg, batches, weights, vocab, kind):
         fwd = torch.compile(model)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
-    def make_step(batches):
-        def step(i):
-            x, y = batches[i % len(batches)]
-            _, loss = fwd(x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return loss
-        return step
-
-    step = make_step(data)
+    step = make_step(fwd, opt, data)
     model.eval()
     with torch.no_grad():
         loss0 = model(*data[0])[1].item()
@@ -494,7 +487,7 @@ def run_torch(args, cfg, batches, weights, vocab, kind):
         row["reserved_mem_bytes"] = int(torch.cuda.max_memory_reserved())
         if args.profile and kind == "torch_sdpa":
             row["profile"] = profile_kernels(step, sync)
-            one = make_step([(x[:1], y[:1]) for x, y in data])
+            one = make_step(fwd, opt, [(x[:1], y[:1]) for x, y in data])
             row["profile"]["batch1_ms"] = statistics.median(_time_steps(one, sync, 20, 3)[0]) * 1e3
     else:
         row["torch_threads"] = torch.get_num_threads()
