@@ -3,8 +3,6 @@ import importlib.util
 import json
 from pathlib import Path
 
-
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
