@@ -50,6 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--resume", action="store_true", help="continue from <out-dir>/ckpt.npz")
     p.add_argument("--sample-only", action="store_true", help="load the checkpoint and only write text")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out-dir that holds a run")
     p.add_argument("--sample-tokens", type=int, default=500)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=None)
@@ -157,6 +158,9 @@ def main(argv=None):
         for key in ("n_layer", "n_head", "n_embd", "block_size", "dropout"):
             setattr(args, key, getattr(config, key))
     else:
+        if ckpt_path.exists() and not args.overwrite:
+            sys.exit(f"error: {out_dir} already holds a training run ({ckpt_path}); pass --resume to continue "
+                     f"it, --overwrite to replace it, or another --out-dir")
         config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
                            n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
 

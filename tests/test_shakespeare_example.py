@@ -92,6 +92,17 @@ def test_sample_only_and_missing_checkpoint(tmp_path, text_file, capsys):
     assert sample.startswith("To") and len(sample) > 30
 
 
+def test_a_fresh_run_never_overwrites_a_previous_one_by_accident(tmp_path, text_file):
+    example = load_example()
+    run(example, text_file, tmp_path / "c", "--max-iters", "2")
+    before = (tmp_path / "c" / "ckpt.npz").read_bytes()
+    with pytest.raises(SystemExit, match="--resume to continue"):
+        run(example, text_file, tmp_path / "c", "--max-iters", "2")
+    assert (tmp_path / "c" / "ckpt.npz").read_bytes() == before
+    run(example, text_file, tmp_path / "c", "--max-iters", "3", "--overwrite")
+    assert tg.load(tmp_path / "c" / "ckpt.npz")["iter"] == 3
+
+
 def test_bad_data_path_is_a_clear_error(tmp_path):
     example = load_example()
     with pytest.raises(SystemExit, match="missing.txt"):
