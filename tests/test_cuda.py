@@ -204,6 +204,26 @@ def test_generation_on_gpu():
     np.testing.assert_array_equal(values, again.numpy())
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda: TF.embedding(tg.tensor([0, 7], device="cuda"), tg.randn(5, 3, device="cuda")),
+     "embedding index 7 is out of range for 5 embeddings"),
+    (lambda: TF.cross_entropy(tg.randn(2, 3, device="cuda"), tg.tensor([-100, -2], device="cuda")),
+     "cross_entropy target -2 is out of range for 3 classes"),
+    (lambda: tg.randn(3, 2, device="cuda")[tg.tensor([0, 3], device="cuda")],
+     "index 3 is out of bounds for dim 0 with size 3"),
+], ids=["embedding", "cross_entropy", "getitem"])
+def test_gpu_index_errors_are_reported_at_the_next_read_back(make, message):
+    out = make()  # no stall here: the bounds come back asynchronously
+    with pytest.raises(IndexError, match=message):
+        out.sum().item()
+    tg.cuda.synchronize()  # reported once: nothing left pending
+    make()
+    with pytest.raises(IndexError, match=message):
+        tg.cuda.synchronize()
+    good = TF.embedding(tg.tensor([0, 4], device="cuda"), tg.randn(5, 3, device="cuda"))
+    assert good.sum().item() == pytest.approx(float(good.numpy().sum()), rel=1e-6)
+
+
 # --- each fused kernel against its plain-xp reference path --------------------------------------------
 def fused_vs_plain(name, fn, arrays, dtype, tol=None):
     """fn(*tensors) -> tensor, run with kernel `name` on and with every kernel off: same values and grads."""

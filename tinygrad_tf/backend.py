@@ -106,7 +106,7 @@ def xp_for(device):
 def to_device(a, device):
     """Move an array to "cpu" or "cuda:N" (a no-op when it is already there)."""
     if device == "cpu":
-        return a.get() if is_cuda_array(a) else a
+        return to_numpy(a)
     index = int(device[5:])
     if is_cuda_array(a) and a.device.id == index:
         return a
@@ -115,7 +115,14 @@ def to_device(a, device):
 
 
 def to_numpy(a):
-    return a.get() if is_cuda_array(a) else a
+    """A host copy of a GPU array (or the array itself); a read back also reports any
+    index check that failed on the GPU since (bounds.py)."""
+    if not is_cuda_array(a):
+        return a
+    host = a.get()
+    from . import bounds
+    bounds.raise_ready(wait=True)
+    return host
 
 
 # --- random numbers: one seeded generator per backend -------------------------
@@ -126,6 +133,11 @@ def manual_seed(seed):
     """Seed every generator the engine uses (CPU now, each GPU lazily)."""
     _rngs.clear()
     _rngs["seed"] = int(seed)
+
+
+def initial_seed():
+    """The seed of the last manual_seed, or None when it was never called."""
+    return _rngs.get("seed")
 
 
 def rng(device):

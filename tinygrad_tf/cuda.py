@@ -1,7 +1,16 @@
-"""tg.cuda.is_available(), as torch.cuda."""
+"""tg.cuda.is_available(), device_count() and synchronize(), as torch.cuda."""
 from .backend import cuda_available as is_available  # noqa: F401
 
 
 def device_count():
     from .backend import cupy
     return 0 if not is_available() else cupy.cuda.runtime.getDeviceCount()
+
+
+def synchronize():
+    """Wait for the current GPU's queued work, then report any index check that failed on it."""
+    from . import bounds
+    from .backend import cupy
+    if is_available():
+        cupy.cuda.Device().synchronize()
+        bounds.raise_ready(wait=True)

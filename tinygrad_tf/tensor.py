@@ -8,7 +8,7 @@ import weakref
 
 import numpy as np
 
-from . import autograd, backend
+from . import autograd, backend, bounds
 from .backend import array_module, device_of, parse_device, parse_dtype
 from .ops import elementwise as E, matmul as M, movement as V, nn as N, reduce as R
 from .ops.reduce import normalize_dims
@@ -446,6 +446,13 @@ def _index_arg(index, tensor):
     return tuple(out) if isinstance(index, tuple) else out[0]
 
 
+def _bounds_report(dim, size):
+    def report(lo, hi):
+        if lo < -size or hi >= size:
+            raise IndexError(f"index {hi if hi >= size else lo} is out of bounds for dim {dim} with size {size}")
+    return report
+
+
 def _check_index_bounds(items, shape):
     """Integer arrays out of range raise (CuPy would wrap them silently)."""
     dim = 0
@@ -459,9 +466,6 @@ def _check_index_bounds(items, shape):
             continue
         if dim >= len(shape):
             raise IndexError(f"too many indices for a tensor of shape {shape}")
-        if hasattr(i, "dtype") and i.dtype.kind in "iu" and i.size:
-            lo, hi = int(i.min()), int(i.max())
-            if lo < -shape[dim] or hi >= shape[dim]:
-                bad = hi if hi >= shape[dim] else lo
-                raise IndexError(f"index {bad} is out of bounds for dim {dim} with size {shape[dim]}")
+        if hasattr(i, "dtype") and i.dtype.kind in "iu":
+            bounds.check(i, _bounds_report(dim, shape[dim]))
         dim += i.ndim if hasattr(i, "dtype") and i.dtype.kind == "b" else 1

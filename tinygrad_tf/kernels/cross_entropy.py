@@ -25,8 +25,8 @@ extern "C" __global__ void ce_fwd(const T* X, const long long* TARGET, T* LOSS, 
         T lse = m + log(s);
         long long t = TARGET[row];
         T loss = 0;
-        if (t != ignore_index) {
-            loss = -((T)1 - smoothing) * (x[t] - lse);
+        if (t != ignore_index) {  // a target out of range gives NaN here; bounds.py raises for it
+            loss = t >= 0 && t < c ? -((T)1 - smoothing) * (x[t] - lse) : sqrt((T)-1);
             if (smoothing != (T)0) loss -= smoothing / c * (sx - c * lse);   // sum of log-probs
         }
         LOSS[row] = loss;

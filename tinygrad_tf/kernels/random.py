@@ -1,10 +1,13 @@
 """Counter-based random numbers for dropout: u = hash(seed, index), on the GPU and in xp.
 
 A mask made this way needs no memory between forward and backward (backward hashes
-again) and no cuRAND call. Seeds come from a host-side stream, so asking for one never
-waits for the GPU; the stream restarts when tg.manual_seed replaces the device's
-generator, so seeded runs repeat exactly."""
+again) and no cuRAND call. Seeds come from a host-side stream started from
+tg.manual_seed's seed and the device, so asking for one never waits for the GPU; the
+stream restarts when tg.manual_seed replaces the device's generator, so seeded runs
+repeat exactly."""
 import numpy as np
+
+from .. import backend
 
 _sources = {}  # device id -> (the device generator it follows, NumPy generator of seeds)
 _GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -14,8 +17,8 @@ def next_seed(generator, device_id):
     """A fresh 63-bit seed for one mask; `generator` is backend.rng(device)."""
     held = _sources.get(device_id)
     if held is None or held[0] is not generator:
-        start = int(float(generator.random((1,))[0]) * 2**53)  # one device read per manual_seed
-        held = _sources[device_id] = (generator, np.random.default_rng(start))
+        seed = backend.initial_seed()  # None until manual_seed: then fresh entropy
+        held = _sources[device_id] = (generator, np.random.default_rng(None if seed is None else (seed, device_id)))
     return int(held[1].integers(0, 2**63 - 1))
 
 

@@ -1,7 +1,7 @@
 """Stateless neural-network functions (torch.nn.functional's names and arguments)."""
 import math
 
-from .. import backend, kernels
+from .. import backend, bounds, kernels
 from ..backend import array_module
 from ..ops import nn as N
 from ..tensor import Tensor
@@ -56,11 +56,12 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean", label_smoo
                          f"{input.shape} and target {target.shape}")
     c = input.shape[1]
     t = target.data
-    bad = (t != ignore_index) & ((t < 0) | (t >= c))
-    if bool(bad.any()):
-        value = int(t[bad].reshape(-1)[0])
-        raise IndexError(f"cross_entropy target {value} is out of range for {c} classes "
-                         f"(expected 0..{c - 1} or ignore_index={ignore_index})")
+
+    def report(lo, hi):
+        if lo < 0 or hi >= c:
+            raise IndexError(f"cross_entropy target {hi if hi >= c else lo} is out of range for {c} classes "
+                             f"(expected 0..{c - 1} or ignore_index={ignore_index})")
+    bounds.check(array_module(t).where(t == ignore_index, 0, t), report)
     logits = input
     if input.ndim > 2:  # move classes last, then rows
         logits = input.permute(0, *range(2, input.ndim), 1)
@@ -86,12 +87,12 @@ def embedding(input, weight):
     idx = input if isinstance(input, Tensor) else Tensor(input, device=weight.device)
     _check_int_index(idx, "embedding indices")
     n = weight.shape[0]
-    if idx.numel():  # one device read for both bounds (on a GPU, each read waits for the queue)
-        xp = array_module(idx.data)
-        lo, hi = backend.to_numpy(xp.stack((idx.data.min(), idx.data.max()))).tolist()
+
+    def report(lo, hi):
         if lo < 0 or hi >= n:
-            bad = hi if hi >= n else lo
-            raise IndexError(f"embedding index {bad} is out of range for {n} embeddings (expected 0..{n - 1})")
+            raise IndexError(f"embedding index {hi if hi >= n else lo} is out of range for {n} embeddings "
+                             f"(expected 0..{n - 1})")
+    bounds.check(idx.data, report)
     return N.Embedding.apply(idx.data, weight)
 
 

@@ -1,0 +1,44 @@
+"""Index bounds checks that never stall the GPU.
+
+An out-of-range index must raise a clear IndexError: CuPy would silently wrap it. On the
+CPU the check runs at once. On a GPU, reading the bounds back waits for every kernel
+queued before it: a stall in the middle of each training step (measured on an H100:
+40.8 -> 38.7 ms per step of the seed GPT without the two per-step checks). So there the
+(min, max) pair is copied back asynchronously, and checked at the next check or, at the
+latest, when a value is read back (Tensor.item/numpy/tolist, tg.cuda.synchronize), as
+CUDA reports its own kernel errors late.
+"""
+from .backend import cupy, is_cuda_array
+
+_pending = []  # (event, pinned host copy of (lo, hi), report), oldest first
+
+
+def check(index, report):
+    """Call report(lo, hi) with the smallest and largest values of an integer array.
+
+    `report` raises IndexError when they are out of range (now on the CPU; on a GPU at
+    the next check or read back)."""
+    if index.size == 0:
+        return
+    if not is_cuda_array(index):
+        report(int(index.min()), int(index.max()))
+        return
+    raise_ready()
+    import cupyx
+    bounds = cupy.stack((index.min(), index.max()))
+    host = cupyx.empty_pinned((2,), bounds.dtype)  # pinned: the copy is truly asynchronous
+    bounds.get(out=host, blocking=False)
+    event = cupy.cuda.Event(disable_timing=True)
+    event.record()
+    _pending.append((event, host, report))
+
+
+def raise_ready(wait=False):
+    """Run the reports whose bounds have arrived; with wait=True, wait for all of them."""
+    while _pending:
+        event, host, report = _pending[0]
+        if not (wait or event.done):
+            return
+        event.synchronize()
+        del _pending[0]
+        report(int(host[0]), int(host[1]))
