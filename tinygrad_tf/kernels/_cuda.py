@@ -16,6 +16,11 @@ template <typename U> __device__ __forceinline__ U tg_warp_max(U v) {
     for (int o = 16; o > 0; o >>= 1) { U w = __shfl_xor_sync(TG_FULL_MASK, v, o); v = w > v ? w : v; }
     return v;
 }
+// launch_rows gives each row one warp: this warp's row, and this thread's lane in it.
+__device__ __forceinline__ long long tg_warp_row() {
+    return (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+}
+__device__ __forceinline__ int tg_lane() { return threadIdx.x & 31; }
 // Dropout's random numbers: splitmix64 of (seed, element index), so a mask is a pure
 // function of its seed. Backward recomputes it instead of keeping it in memory, and
 // random.uniform() computes the same bits with NumPy/CuPy integer ops for the tests.

@@ -28,8 +28,8 @@ __device__ __forceinline__ int tg_last_key(long long row, int tq, int n) {
 
 extern "C" __global__ void attn_fwd(T* S, T* LSE, long long rows, int n, int tq, T scale,
                                     T p, T keep, unsigned long long seed, int dropout) {
-    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
+    long long row = tg_warp_row();
+    int lane = tg_lane();
     if (row >= rows) return;
     int last = tg_last_key(row, tq, n);
     T* s = S + row * n;
@@ -50,8 +50,8 @@ extern "C" __global__ void attn_fwd(T* S, T* LSE, long long rows, int n, int tq,
 // S (scores) -> P in place, and Pd = dropout(P) when dropout is on.
 extern "C" __global__ void attn_recompute(T* S, T* PD, const T* LSE, long long rows, int n, int tq,
                                           T scale, T p, T keep, unsigned long long seed, int dropout) {
-    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
+    long long row = tg_warp_row();
+    int lane = tg_lane();
     if (row >= rows) return;
     int last = tg_last_key(row, tq, n);
     T* s = S + row * n;
@@ -66,8 +66,8 @@ extern "C" __global__ void attn_recompute(T* S, T* PD, const T* LSE, long long r
 // G (gradient of the dropped-out weights) -> gradient of the scores times scale, in place.
 extern "C" __global__ void attn_bwd(T* G, const T* P, long long rows, int n, int tq, T scale,
                                     T p, T keep, unsigned long long seed, int dropout) {
-    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
+    long long row = tg_warp_row();
+    int lane = tg_lane();
     if (row >= rows) return;
     int last = tg_last_key(row, tq, n);
     T* g = G + row * n;

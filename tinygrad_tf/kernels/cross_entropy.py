@@ -10,8 +10,8 @@ from ._cuda import launch_rows, raw_kernel, scalar
 _SOURCE = r"""
 extern "C" __global__ void ce_fwd(const T* X, const long long* TARGET, T* LOSS, T* LSE, long long rows,
                                   int c, long long ignore_index, T smoothing) {
-    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
+    long long row = tg_warp_row();
+    int lane = tg_lane();
     if (row >= rows) return;
     const T* x = X + row * c;
     T m = x[0];
@@ -37,8 +37,8 @@ extern "C" __global__ void ce_fwd(const T* X, const long long* TARGET, T* LOSS, 
 extern "C" __global__ void ce_bwd(const T* X, const long long* TARGET, const T* LSE, const T* SCALE,
                                   T* GX, long long rows, int c, long long ignore_index, T smoothing,
                                   int scale_per_row) {
-    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
+    long long row = tg_warp_row();
+    int lane = tg_lane();
     if (row >= rows) return;
     long long t = TARGET[row];
     T sc = t == ignore_index ? (T)0 : SCALE[scale_per_row ? row : 0];

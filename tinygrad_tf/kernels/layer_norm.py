@@ -12,8 +12,8 @@ from ._cuda import launch_rows, raw_kernel, scalar
 _SOURCE = r"""
 extern "C" __global__ void ln_fwd(const T* X, const T* W, const T* B, T* Y, T* XHAT, T* RSTD,
                                   long long rows, int n, T eps, int has_w, int has_b) {
-    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
+    long long row = tg_warp_row();
+    int lane = tg_lane();
     if (row >= rows) return;
     const T* x = X + row * n;
     T s = 0;
@@ -34,8 +34,8 @@ extern "C" __global__ void ln_fwd(const T* X, const T* W, const T* B, T* Y, T* X
 
 extern "C" __global__ void ln_bwd(const T* G, const T* XHAT, const T* W, const T* RSTD, T* GX,
                                   long long rows, int n, int has_w) {
-    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
+    long long row = tg_warp_row();
+    int lane = tg_lane();
     if (row >= rows) return;
     const T* g = G + row * n;
     const T* h = XHAT + row * n;

@@ -28,9 +28,10 @@ class Adam(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {hp['weight_decay']} (expected weight_decay >= 0)")
 
     def step(self, closure=None):
-        loss = super().step(closure)
-        kernels.adam.flush()  # the GPU params that _update queued
-        return loss
+        try:
+            return super().step(closure)
+        finally:  # the GPU params that _update queued; also when a later param raised, as on the CPU
+            kernels.adam.flush()
 
     def _update(self, param, grad, state, group):
         xp = backend.array_module(param)
