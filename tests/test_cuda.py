@@ -373,6 +373,31 @@ def test_column_sum_kernel(dtype, rows, n):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("n,vocab,c", [(1, 3, 5), (40, 11, 8), (1000, 3, 130), (16384, 65, 384)])
+def test_embedding_backward_kernel_sums_repeats_in_a_fixed_order(dtype, n, vocab, c):
+    """Runs of every length (up to ~5000 rows of one index, across many chunks) against
+    float64 sums on the host, and the same bits on every call (unlike cupy.add.at)."""
+    rng = np.random.default_rng(n)
+    index = rng.integers(0, vocab, n)
+    rows = rng.standard_normal((n, c))
+    expected = np.zeros((vocab + 2, c))
+    np.add.at(expected, index, rows)
+    results = set()
+    for _ in range(5):
+        target = cupy.zeros((vocab + 2, c), dtype)  # two rows no index hits stay zero
+        kernels.embedding.add_rows(target, cupy.asarray(index), cupy.asarray(rows, dtype=dtype))
+        results.add(target.get().tobytes())
+    close(target.get(), expected, TOL[dtype] * 10)
+    assert len(results) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_embedding_kernel_matches_plain_scatter(dtype):
+    idx = tg.tensor(np.random.default_rng(2).integers(0, 7, (6, 50)), device="cuda")
+    fused_vs_plain("embedding", lambda w: TF.embedding(idx, w), [rnd(7, 12)], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 def test_linear_bias_gradient_kernel(dtype):
     fused_vs_plain("column_sum", lambda x, w, b: TF.linear(x, w, b), [rnd(4, 50, 24), rnd(40, 24, seed=1),
                                                                      rnd(40, seed=2)], dtype)

@@ -11,9 +11,10 @@ import contextlib
 import os
 
 from .. import backend
-from . import adam, attention, cross_entropy, dropout, gemm, layer_norm, random, reduce, relu  # noqa: F401  (no CuPy import)
+from . import (adam, attention, cross_entropy, dropout, embedding, gemm, layer_norm, random,  # noqa: F401
+               reduce, relu)  # (none of them imports CuPy)
 
-NAMES = ("attention", "layer_norm", "cross_entropy", "dropout", "adam", "column_sum", "relu")
+NAMES = ("attention", "layer_norm", "cross_entropy", "dropout", "adam", "column_sum", "relu", "embedding")
 _off = set()
 
 

@@ -31,10 +31,15 @@ def add_rows(target, index, rows):
     """target[index[i]] += rows[i] for a 1-D index with repeats (embedding backward).
 
     NumPy's add.at is slow for rows (~7x here), so on the CPU we sort the indices
-    and sum each run with add.reduceat; CuPy's add.at is already an atomic scatter."""
+    and sum each run with add.reduceat. On the GPU, CuPy's add.at is an atomic scatter
+    that sums repeats in a different order each run; kernels/embedding.py sums in
+    sorted order instead, so seeded GPU runs repeat bit for bit."""
     xp = array_module(target)
     if xp is not np:
-        xp.add.at(target, index, rows)
+        if kernels.use("embedding", target) and kernels.embedding.supports(target, rows):
+            kernels.embedding.add_rows(target, index, rows)
+        else:
+            xp.add.at(target, index, rows)
         return
     order = np.argsort(index, kind="stable")
     sorted_index = index[order]
