@@ -290,6 +290,13 @@ def test_causal_attention_kernel_on_the_models_layout(dtype):
         out = TF.scaled_dot_product_attention(q, k, v, is_causal=True)
         return out.transpose(1, 2).reshape(B, T, C)
     fused_vs_plain("attention", fn, [rnd(3, 20, 32, seed=s) for s in range(3)], dtype)
+    q, k, v = (cupy.asarray(rnd(3, 20, 32, seed=s), dtype=dtype).reshape(3, 20, 4, 8).transpose(0, 2, 1, 3)
+               for s in range(3))
+    out, saved = attention_kernels.forward(q, k, v, 0.3)
+    grads = attention_kernels.backward(out, saved)
+    assert all(saved[i] is x for i, x in enumerate((q, k, v)))  # read in place, not copied
+    for a in (out,) + grads:  # laid out as the inputs: the transposes back are views
+        assert a.transpose(0, 2, 1, 3).flags.c_contiguous
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
@@ -416,7 +423,7 @@ def test_batched_gemm_matches_cupy_matmul(dtype, trans_a, trans_b, monkeypatch):
 
 def test_batched_gemm_on_strided_views_and_strided_out():
     x = cupy.asarray(rnd(3, 10, 32))
-    q = x.reshape(3, 10, 4, 8).transpose(0, 2, 1, 3)  # (B, H, T, d) view: two batch strides, copied
+    q = x.reshape(3, 10, 4, 8).transpose(0, 2, 1, 3)  # (B, H, T, d) view: two batch strides, read in place
     y = cupy.asarray(rnd(3, 10, 32, seed=1)).reshape(3, 10, 4, 8).transpose(0, 2, 1, 3)
     s = cupy.asarray(rnd(3, 4, 10, 10, seed=2))
     close(gemm.matmul(q, y, trans_b=True), q @ y.transpose(0, 1, 3, 2), 1e-10)
@@ -426,18 +433,29 @@ def test_batched_gemm_on_strided_views_and_strided_out():
     assert gemm.matmul(s, q, out=out) is out
     close(out, s @ q, 1e-10)
     assert np.isnan(wide[:, :, :4].get()).all()
-    with pytest.raises(ValueError, match="out has shape"):
-        gemm.matmul(s, q, out=cupy.empty((3, 10, 4, 8)).transpose(0, 2, 1, 3))
+    heads = cupy.full((3, 10, 4, 8), np.nan)  # (B, T, H, d) memory written as (B, H, T, d): pointer GEMM
+    assert gemm.matmul(s, q, out=heads.transpose(0, 2, 1, 3)).base is heads
+    close(heads.transpose(0, 2, 1, 3), s @ q, 1e-10)
+    with pytest.raises(ValueError, match="out has shape"):  # rows without a unit stride
+        gemm.matmul(s, q, out=cupy.empty((3, 4, 8, 10)).transpose(0, 1, 3, 2))
 
 
-def test_batched_gemm_tf32_is_close_but_rounded(monkeypatch):
+@pytest.mark.parametrize("layout", ["strided", "pointers"])
+def test_batched_gemm_tf32_is_close_but_rounded(monkeypatch, layout):
     a = cupy.asarray(rnd(8, 128, 256), dtype=np.float32)
     b = cupy.asarray(rnd(8, 256, 64, seed=1), dtype=np.float32)
+    if layout == "pointers":  # matrices two strides apart, as the model's attention heads
+        a = cupy.ascontiguousarray(a.reshape(2, 4, 128, 256).transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+        b = b.reshape(2, 4, 256, 64)
+    monkeypatch.delenv("CUPY_TF32", raising=False)
     exact = gemm.matmul(a, b)
+    close(exact, cupy.matmul(a.astype(np.float64), b.astype(np.float64)), 1e-5)
     monkeypatch.setenv("CUPY_TF32", "1")
     fast = gemm.matmul(a, b)
     err = float(cupy.linalg.norm(fast - exact) / cupy.linalg.norm(exact))
-    assert err < 5e-3
+    assert 1e-6 < err < 5e-3
+    monkeypatch.delenv("CUPY_TF32")
+    assert cupy.array_equal(gemm.matmul(a, b), exact)  # the handle's math mode was restored
 
 
 def test_kernel_selection_specs():

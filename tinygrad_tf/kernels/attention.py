@@ -4,8 +4,9 @@ any T x T matrix between forward and backward.
 Forward: S = q k^T (one batched GEMM), then one kernel per row turns S in place into the
 dropped-out weights and writes the row's log-sum-exp; then S @ v. Only q, k, v and the
 log-sum-exps (one number per row) are kept. q, k, v and the gradient are used where they
-lie (gemm.py takes strided operands), and outputs take q's layout, so the model's
-(B, T, H, d) <-> (B, H, T, d) transposes cost no copies either way. Backward recomputes S = q k^T, and from the
+lie (gemm.py reads the model's (B, H, T, d) head views of (B, T, H*d) arrays in place), and
+each output is laid out in memory like its input, so the model's transposes between
+(B, T, H, d) and (B, H, T, d) cost no copies either way. Backward recomputes S = q k^T, and from the
 log-sum-exps the weights P = exp(S * scale - lse) and the dropout mask (a hash of the
 seed), then dV = Pd^T g, dPd = g v^T, dS = P * (dP - rowsum(dP * P)) * scale (one kernel),
 dQ = dS k, dK = dS^T q. That is the flash-attention trade (one more GEMM for no saved
@@ -112,7 +113,7 @@ def _scores(q, k):
 
 def forward(q, k, v, scale, p=0.0, seed=0):
     """-> (out, saved); out has q's batch dims and shape (..., Tq, Dv)."""
-    q, k, v = gemm.operand(q), gemm.operand(k), gemm.operand(v)  # copied once here if need be, then kept
+    q, k, v = gemm.operand(q), gemm.operand(k), gemm.operand(v)  # copied only if their rows are strided
     tq, tk = q.shape[-2], k.shape[-2]
     s = _scores(q, k)
     rows = s.shape[0] * tq
@@ -120,7 +121,8 @@ def forward(q, k, v, scale, p=0.0, seed=0):
     launch_rows(raw_kernel(_SOURCE, "attn_fwd", s.dtype), rows,
                 (s, lse, np.int64(rows), np.int32(tk), np.int32(tq), scalar(s.dtype, scale),
                  *_dropout_args(p, seed, s.dtype)))
-    out = gemm.matmul(s.reshape(q.shape[:-2] + s.shape[1:]), v)
+    out = gemm.matmul(s.reshape(q.shape[:-2] + s.shape[1:]), v,
+                      out=cupy.empty_like(q, shape=q.shape[:-1] + v.shape[-1:]))  # in q's memory order
     return out, (q, k, v, lse, scale, p, seed)
 
 
@@ -136,12 +138,12 @@ def backward(g, saved, needs=(True, True, True)):
     launch_rows(raw_kernel(_SOURCE, "attn_recompute", s.dtype), rows, (s, pd, lse) + args)
     gv = None
     if needs[2]:
-        gv = gemm.matmul(pd.reshape(batch + pd.shape[1:]), g, trans_a=True)
+        gv = gemm.matmul(pd.reshape(batch + pd.shape[1:]), g, trans_a=True, out=cupy.empty_like(v))
     del pd
     ds = cupy.empty_like(s)
     gemm.matmul(g, v, trans_b=True, out=ds.reshape(batch + ds.shape[1:]))
     launch_rows(raw_kernel(_SOURCE, "attn_bwd", s.dtype), rows, (ds, s) + args)
     ds = ds.reshape(batch + ds.shape[1:])
-    gq = gemm.matmul(ds, k) if needs[0] else None
-    gk = gemm.matmul(ds, q, trans_a=True) if needs[1] else None
+    gq = gemm.matmul(ds, k, out=cupy.empty_like(q)) if needs[0] else None
+    gk = gemm.matmul(ds, q, trans_a=True, out=cupy.empty_like(k)) if needs[1] else None
     return gq, gk, gv
