@@ -224,6 +224,14 @@ def test_gpu_index_errors_are_reported_at_the_next_read_back(make, message):
     assert good.sum().item() == pytest.approx(float(good.numpy().sum()), rel=1e-6)
 
 
+def test_gpu_embedding_backward_skips_out_of_range_rows():
+    w = tg.randn(5, 3, device="cuda", requires_grad=True)
+    TF.embedding(tg.tensor([0, 7, 0], device="cuda"), w).sum().backward()  # no write out of bounds
+    with pytest.raises(IndexError, match="embedding index 7 is out of range"):
+        tg.cuda.synchronize()
+    np.testing.assert_array_equal(w.grad.numpy(), [[2, 2, 2]] + [[0, 0, 0]] * 4)
+
+
 # --- each fused kernel against its plain-xp reference path --------------------------------------------
 def fused_vs_plain(name, fn, arrays, dtype, tol=None):
     """fn(*tensors) -> tensor, run with kernel `name` on and with every kernel off: same values and grads."""
@@ -377,6 +385,9 @@ def test_column_sum_kernel(dtype, rows, n):
     y = cupy.asarray(rnd(rows, n, seed=1), dtype=dtype)
     close(kernels.reduce.column_sum(x), x.sum(axis=0), TOL[dtype] * 10)
     close(kernels.reduce.column_sum(x, y), (x * y).sum(axis=0), TOL[dtype] * 10)
+    both = kernels.reduce.column_sums(x, y)  # layer norm's two parameter gradients in one pass
+    close(both[0], (x * y).sum(axis=0), TOL[dtype] * 10)
+    close(both[1], x.sum(axis=0), TOL[dtype] * 10)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])

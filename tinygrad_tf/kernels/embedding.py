@@ -39,7 +39,7 @@ extern "C" __global__ void emb_partial(const T* ROWS, const long long* ORDER, co
 // Pass 2: at the first row of each run, the run's partials in order: this chunk's, then the
 // one at the start of every following chunk the run reaches into.
 extern "C" __global__ void emb_total(const T* PART, const long long* SORTED, T* TARGET,
-                                     long long n, int c, int chunk) {
+                                     long long n, int c, int chunk, long long vocab) {
     int col = blockIdx.y * blockDim.x + threadIdx.x;
     if (col >= c) return;
     long long r0 = (long long)blockIdx.x * chunk;
@@ -47,6 +47,7 @@ extern "C" __global__ void emb_total(const T* PART, const long long* SORTED, T* 
     for (long long r = r0; r < r1; ++r) {
         long long id = SORTED[r];
         if (r > 0 && SORTED[r - 1] == id) continue;  // not the first row of its run
+        if (id < 0 || id >= vocab) continue;  // out of range: bounds.py reports it, nothing is written
         T total = PART[r * c + col];
         for (long long q = r0 + chunk; q < n && SORTED[q] == id; q += chunk) total += PART[q * c + col];
         TARGET[id * c + col] += total;
@@ -56,7 +57,9 @@ extern "C" __global__ void emb_total(const T* PART, const long long* SORTED, T* 
 
 
 def add_rows(target, index, rows):
-    """target[index[i]] += rows[i]: target (V, c) C-contiguous, index (n,) integers in range, rows (n, c)."""
+    """target[index[i]] += rows[i]: target (V, c) C-contiguous, index (n,) integers, rows (n, c).
+
+    Rows whose index is out of range are skipped (bounds.py reports those indices)."""
     n, c = rows.shape
     if n == 0 or c == 0:
         return
@@ -67,7 +70,8 @@ def add_rows(target, index, rows):
     grid = (-(-n // CHUNK), -(-c // _THREADS))
     args = (np.int64(n), np.int32(c), np.int32(CHUNK))
     raw_kernel(_SOURCE, "emb_partial", rows.dtype)(grid, (_THREADS,), (rows, order, sorted_index, part) + args)
-    raw_kernel(_SOURCE, "emb_total", rows.dtype)(grid, (_THREADS,), (part, sorted_index, target) + args)
+    raw_kernel(_SOURCE, "emb_total", rows.dtype)(grid, (_THREADS,),
+                                                 (part, sorted_index, target) + args + (np.int64(target.shape[0]),))
 
 
 def supports(target, rows):

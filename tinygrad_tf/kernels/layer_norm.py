@@ -78,8 +78,11 @@ def backward(g2, xhat, rstd, weight, needs=(True, True, True)):
         w = g2 if weight is None else cupy.ascontiguousarray(weight)
         launch_rows(raw_kernel(_SOURCE, "ln_bwd", g2.dtype), rows,
                     (g2, xhat, w, rstd, gx, np.int64(rows), np.int32(n), np.int32(weight is not None)))
-    gw = reduce.column_sum(g2, xhat) if needs[1] else None
-    gb = reduce.column_sum(g2) if needs[2] else None
+    if needs[1] and needs[2]:  # one pass over g for both
+        gw, gb = reduce.column_sums(g2, xhat)
+    else:
+        gw = reduce.column_sum(g2, xhat) if needs[1] else None
+        gb = reduce.column_sum(g2) if needs[2] else None
     return gx, gw, gb
 
 
