@@ -28,7 +28,8 @@ _ZERO = {dt: np.zeros((), dt) for dt in _ONE}
 # Host pointers to alpha = 1 and beta = 0, taken once: .ctypes costs microseconds a call,
 # and this runs ~40 times a step on a host that is the bottleneck with TF32.
 _ALPHA_BETA = {dt: (_ONE[dt].ctypes.data, _ZERO[dt].ctypes.data) for dt in _ONE}
-_layouts = {}  # (shape, strides, itemsize) -> (offsets of the matrices, leading dim), in elements; or None
+_layouts = {}  # (shape, strides, itemsize) -> (offsets of the matrices, their common stride or None,
+#               leading dimension), in elements; or None
 _device_offsets = {}  # (batch shape, batch strides, device) -> those offsets in bytes, on the GPU
 
 _POINTERS = r"""
@@ -47,27 +48,22 @@ def _tf32():
 
 def _compute_layout(shape, strides, item):
     rows, cols = shape[-2], shape[-1]
-    if strides[-1] != item or strides[-2] % item or (rows > 1 and strides[-2] < cols * item):
+    if strides[-1] != item or any(st % item for st in strides[:-1]) or (rows > 1 and strides[-2] < cols * item):
         return None  # rows must have a unit stride and must not overlap
     index = np.indices(shape[:-2]).reshape(len(shape) - 2, -1)
     offsets = (np.asarray(strides[:-2], np.int64)[:, None] * index).sum(axis=0) // item
-    return offsets, max(strides[-2] // item if rows > 1 else cols, 1)
+    steps = np.diff(offsets)
+    stride = 0 if len(offsets) <= 1 else (int(steps[0]) if (steps == steps[0]).all() else None)
+    return offsets, stride, max(strides[-2] // item if rows > 1 else cols, 1)
 
 
 def _layout(a):
-    """(offset of each matrix, leading dimension) when cuBLAS can read `a` where it lies, else None."""
+    """(offset of each matrix, the stride between them when it is the same for all, else None,
+    leading dimension), in elements, when cuBLAS can read `a` where it lies; else None."""
     key = (a.shape, a.strides, a.itemsize)
     if key not in _layouts:
         _layouts[key] = _compute_layout(*key)
     return _layouts[key]
-
-
-def _common_stride(offsets):
-    """The stride between the matrices when it is the same for all of them, else None."""
-    if len(offsets) <= 1:
-        return 0
-    steps = np.diff(offsets)
-    return int(steps[0]) if (steps == steps[0]).all() else None
 
 
 def operand(a):
@@ -108,22 +104,22 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
     if k == 0:
         out[...] = 0
         return out
-    (offsets_a, ld_a), (offsets_b, ld_b), (offsets_c, ld_c) = _layout(a), _layout(b), _layout(out)
-    strides = [_common_stride(o) for o in (offsets_a, offsets_b, offsets_c)]
+    (offsets_a, stride_a, ld_a), (offsets_b, stride_b, ld_b), (offsets_c, stride_c, ld_c) = \
+        _layout(a), _layout(b), _layout(out)
     one, zero = _ALPHA_BETA[a.dtype]
     op_a, op_b = _OP_T if trans_a else _OP_N, _OP_T if trans_b else _OP_N
     handle = cupy.cuda.device.get_cublas_handle()
     cublas.setPointerMode(handle, _POINTER_MODE_HOST)
     # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: pass B first, and each
     # row-major matrix is read as its column-major transpose (leading dimension = its row stride).
-    if None not in strides:
+    if None not in (stride_a, stride_b, stride_c):
         if a.dtype == np.float64:
             dtype, compute = _CUDA_R_64F, _COMPUTE_64F
         else:
             dtype, compute = _CUDA_R_32F, _COMPUTE_32F_FAST_TF32 if _tf32() else _COMPUTE_32F
         cublas.gemmStridedBatchedEx(
-            handle, op_b, op_a, n, m, k, one, b.data.ptr, dtype, ld_b, strides[1], a.data.ptr, dtype, ld_a,
-            strides[0], zero, out.data.ptr, dtype, ld_c, strides[2], count, compute, _GEMM_DEFAULT)
+            handle, op_b, op_a, n, m, k, one, b.data.ptr, dtype, ld_b, stride_b, a.data.ptr, dtype, ld_a,
+            stride_a, zero, out.data.ptr, dtype, ld_c, stride_c, count, compute, _GEMM_DEFAULT)
         return out
     pointers = cupy.empty((3, count), np.uint64)
     raw_kernel(_POINTERS, "gemm_pointers", a.dtype)(
