@@ -447,6 +447,9 @@ def test_batched_gemm_on_strided_views_and_strided_out():
     heads = cupy.full((3, 10, 4, 8), np.nan)  # (B, T, H, d) memory written as (B, H, T, d): pointer GEMM
     assert gemm.matmul(s, q, out=heads.transpose(0, 2, 1, 3)).base is heads
     close(heads.transpose(0, 2, 1, 3), s @ q, 1e-10)
+    for seed in (5, 6):  # same addresses, new values: the kept matrix addresses still hold
+        x[...] = cupy.asarray(rnd(3, 10, 32, seed=seed))
+        close(gemm.matmul(s, q, out=heads.transpose(0, 2, 1, 3)), s @ q, 1e-10)
     with pytest.raises(ValueError, match="out has shape"):  # rows without a unit stride
         gemm.matmul(s, q, out=cupy.empty((3, 4, 8, 10)).transpose(0, 1, 3, 2))
 
