@@ -416,6 +416,32 @@ def test_embedding_kernel_matches_plain_scatter(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_linear_epilogue_kernel(dtype, bias, activation):
+    inputs = [rnd(4, 50, 24), rnd(40, 24, seed=1)] + ([rnd(40, seed=2)] if bias else [])
+    fused_vs_plain("linear", lambda x, w, b=None: TF.linear(x, w, b, activation), inputs, dtype)
+    x, w, *b = (cupy.asarray(a, dtype=dtype) for a in inputs)  # and cuBLASLt did take it
+    assert kernels.linear.forward(x.reshape(200, 24), w, b[0] if b else None, activation == "relu") is not None
+
+
+def test_linear_epilogue_kernel_honours_tf32_and_refuses_unaligned_input(monkeypatch):
+    x = cupy.asarray(rnd(256, 384), dtype=np.float32)
+    w, b = cupy.asarray(rnd(96, 384, seed=1), dtype=np.float32), cupy.asarray(rnd(96, seed=2), dtype=np.float32)
+    exact = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    monkeypatch.delenv("CUPY_TF32", raising=False)
+    close(kernels.linear.forward(x, w, b), exact, 1e-5)
+    monkeypatch.setenv("CUPY_TF32", "1")
+    fast = kernels.linear.forward(x, w, b)
+    err = float(cupy.linalg.norm(fast - exact) / cupy.linalg.norm(exact))
+    assert 1e-6 < err < 5e-3
+    monkeypatch.delenv("CUPY_TF32")
+    flat = cupy.asarray(rnd(256 * 384 + 1), dtype=np.float32)
+    shifted = flat[1:].reshape(256, 384)  # 4 bytes past an aligned address: cuBLASLt's algorithms refuse it
+    assert kernels.linear.forward(shifted, w, b) is None  # so ops.nn.Linear takes the plain path
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 def test_linear_bias_gradient_kernel(dtype):
     fused_vs_plain("column_sum", lambda x, w, b: TF.linear(x, w, b), [rnd(4, 50, 24), rnd(40, 24, seed=1),
                                                                      rnd(40, seed=2)], dtype)

@@ -46,6 +46,13 @@ def seeded_dropout(lib, F, x, p):
     return F.dropout(x, p, True)
 
 
+def linear_relu(lib, F, x, w, b):
+    """Ours applies the ReLU inside linear (one op); torch, the oracle, composes the two."""
+    if getattr(lib, "__name__", "") == "torch":
+        return F.relu(F.linear(x, w, b))
+    return F.linear(x, w, b, activation="relu")
+
+
 CASES = [
     # (id, fn(lib, F, *inputs), inputs, options)
     ("add_broadcast", lambda lib, F, a, b: a + b, [r(3, 1, 4), r(2, 4)], {}),
@@ -127,6 +134,7 @@ CASES = [
     ("layer_norm_2d_no_affine", lambda lib, F, x: F.layer_norm(x, (3, 4)), [r(2, 3, 4)], {}),
     ("embedding_repeated", lambda lib, F, w: F.embedding(lib.tensor(TOKENS), w), [r(7, 3)], {}),
     ("linear", lambda lib, F, x, w, b: F.linear(x, w, b), [r(2, 3, 4), r(5, 4), r(5)], {}),
+    ("linear_relu", linear_relu, [r(2, 3, 4), r(5, 4), r(5)], {}),
     ("linear_no_bias_noncontiguous", lambda lib, F, x, w: F.linear(x, w), [r(4, 3).T, r(4, 2).T], {}),
     ("dropout", lambda lib, F, a: seeded_dropout(lib, F, a, 0.3), [r(4, 5)], {"torch": False}),
     ("to_dtype", lambda lib, F, a: a.to(lib.float32).to(lib.float64) * 2, [r(3)],

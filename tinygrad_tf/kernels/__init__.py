@@ -11,10 +11,10 @@ import contextlib
 import os
 
 from .. import backend
-from . import (adam, attention, cross_entropy, dropout, embedding, gemm, layer_norm, random,  # noqa: F401
-               reduce, relu)  # (none of them imports CuPy)
+from . import (adam, attention, cross_entropy, dropout, embedding, gemm, layer_norm, linear,  # noqa: F401
+               random, reduce, relu)  # (none of them imports CuPy)
 
-NAMES = ("attention", "layer_norm", "cross_entropy", "dropout", "adam", "column_sum", "relu", "embedding")
+NAMES = ("attention", "layer_norm", "cross_entropy", "dropout", "adam", "column_sum", "relu", "embedding", "linear")
 _off = set()
 
 

@@ -1,5 +1,7 @@
 """What every kernel shares: the CUDA helpers (warp reductions, the dropout hash,
 correctly rounded arithmetic), compilation per dtype, and the one-warp-per-row launch."""
+import os
+
 import numpy as np
 
 from ..backend import cupy
@@ -69,6 +71,11 @@ def launch_rows(kernel, rows, args):
         return
     threads = 32 * WARPS_PER_BLOCK
     kernel(((rows + WARPS_PER_BLOCK - 1) // WARPS_PER_BLOCK,), (threads,), args)
+
+
+def tf32():
+    """Whether float32 GEMMs may round their inputs to TF32: CuPy's own switch, CUPY_TF32."""
+    return os.environ.get("CUPY_TF32", "0") != "0"
 
 
 def scalar(dtype, value):

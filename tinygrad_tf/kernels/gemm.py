@@ -11,12 +11,11 @@ do, and any operand whose rows have a unit last stride is used where it lies:
   0.14 ms against 0.20 ms for copy + GEMM at the seed model's attention shape, H100).
 """
 import math
-import os
 
 import numpy as np
 
 from ..backend import cupy
-from ._cuda import raw_kernel
+from ._cuda import raw_kernel, tf32
 
 _OP_N, _OP_T = 0, 1
 _CUDA_R_32F, _CUDA_R_64F = 0, 1
@@ -45,10 +44,6 @@ extern "C" __global__ void gemm_pointers(const long long* OFF_A, const long long
     if (i < n) { P[i] = a + OFF_A[i]; P[n + i] = b + OFF_B[i]; P[2 * n + i] = c + OFF_C[i]; }
 }
 """
-
-
-def _tf32():
-    return os.environ.get("CUPY_TF32", "0") != "0"
 
 
 def _compute_layout(shape, strides, item):
@@ -121,7 +116,7 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
         if a.dtype == np.float64:
             dtype, compute = _CUDA_R_64F, _COMPUTE_64F
         else:
-            dtype, compute = _CUDA_R_32F, _COMPUTE_32F_FAST_TF32 if _tf32() else _COMPUTE_32F
+            dtype, compute = _CUDA_R_32F, _COMPUTE_32F_FAST_TF32 if tf32() else _COMPUTE_32F
         cublas.gemmStridedBatchedEx(
             handle, op_b, op_a, n, m, k, one, b.data.ptr, dtype, ld_b, stride_b, a.data.ptr, dtype, ld_a,
             stride_a, zero, out.data.ptr, dtype, ld_c, stride_c, count, compute, _GEMM_DEFAULT)
@@ -141,7 +136,7 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
         cublas.dgemmBatched(handle, op_b, op_a, n, m, k, one, p_b, ld_b, p_a, ld_a, zero, p_c, ld_c, count)
         return out
     math_mode = cublas.getMathMode(handle)
-    cublas.setMathMode(handle, _TF32_TENSOR_OP_MATH if _tf32() else _DEFAULT_MATH)
+    cublas.setMathMode(handle, _TF32_TENSOR_OP_MATH if tf32() else _DEFAULT_MATH)
     try:
         cublas.sgemmBatched(handle, op_b, op_a, n, m, k, one, p_b, ld_b, p_a, ld_a, zero, p_c, ld_c, count)
     finally:

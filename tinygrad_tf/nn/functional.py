@@ -12,13 +12,17 @@ def _check_float(x, name):
         raise TypeError(f"{name} expects a floating-point tensor, got dtype {x.dtype}")
 
 
-def linear(input, weight, bias=None):
+def linear(input, weight, bias=None, activation=None):
+    """input @ weight.T + bias, as torch's; activation="relu" also applies ReLU in the same op,
+    which on the GPU costs no pass of its own (ops.nn.Linear)."""
+    if activation not in (None, "relu"):
+        raise ValueError(f"linear: activation must be None or 'relu', got {activation!r}")
     if input.shape[-1] != weight.shape[-1]:
         raise ValueError(f"linear: input has {input.shape[-1]} features (shape {input.shape}) "
                          f"but weight expects {weight.shape[-1]} (shape {weight.shape})")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias shape {bias.shape}, expected ({weight.shape[0]},)")
-    return N.Linear.apply(input, weight, bias)
+    return N.Linear.apply(input, weight, bias, activation)
 
 
 def relu(input):

@@ -117,9 +117,14 @@ class Relu(Function):
         return self.out
 
     def backward(self, g):
-        if kernels.use("relu", g):  # GPU: one kernel instead of a compare and a multiply
-            return kernels.relu.backward(g, self.out)
-        return g * (self.out > 0)
+        return relu_backward(g, self.out)
+
+
+def relu_backward(g, out):
+    """g where ReLU's output is positive, else 0 (also Linear's, when it applies the ReLU)."""
+    if kernels.use("relu", g):  # GPU: one kernel instead of a compare and a multiply
+        return kernels.relu.backward(g, out)
+    return g * (out > 0)
 
 
 def erf(x):

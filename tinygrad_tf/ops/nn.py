@@ -5,6 +5,7 @@ import numpy as np
 from .. import kernels
 from ..backend import array_module
 from ..function import Function
+from .elementwise import relu_backward
 
 
 def row_sum(a):
@@ -209,18 +210,28 @@ class Dropout(Function):
 
 
 class Linear(Function):
-    """x @ weight.T + bias as one 2-D GEMM over all leading dims (BLAS's best case)."""
+    """x @ weight.T + bias as one 2-D GEMM over all leading dims (BLAS's best case), and
+    ReLU after it when activation="relu". On the GPU the bias and the ReLU are applied in
+    the GEMM's epilogue (kernels/linear.py): no extra passes over the output."""
 
-    def forward(self, x, weight, bias):
+    def forward(self, x, weight, bias, activation):
         self.x2 = x.reshape(-1, x.shape[-1])
         self.weight, self.x_shape = weight, x.shape
-        out = self.x2 @ weight.T
-        if bias is not None:
-            out += bias
+        relu = activation == "relu"
+        out = kernels.linear.forward(self.x2, weight, bias, relu) if kernels.use("linear", x) else None
+        if out is None:
+            out = self.x2 @ weight.T
+            if bias is not None:
+                out += bias
+            if relu:
+                array_module(out).maximum(out, 0, out=out)
+        self.relu_out = out if relu else None  # ReLU's backward needs only where the output is positive
         return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, g):
         g2 = g.reshape(-1, g.shape[-1])
+        if self.relu_out is not None:
+            g2 = relu_backward(g2, self.relu_out)
         gx = (g2 @ self.weight).reshape(self.x_shape) if self.needs_grad[0] else None
         gw = g2.T @ self.x2 if self.needs_grad[1] else None
         gb = column_sum(g2) if self.needs_grad[2] else None
