@@ -266,6 +266,26 @@ def test_layer_norm_kernel(dtype, affine):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_add_kernel_sums_same_shape_arrays_and_their_gradients(dtype):
+    fused_vs_plain("add", lambda a, b: a + b, [rnd(7, 33), rnd(7, 33, seed=1)], dtype)  # 231: a partial vector
+    fused_vs_plain("add", lambda a, b: a + b, [rnd(7, 33), rnd(33, seed=1)], dtype)  # broadcast: the plain add
+    x = tg.tensor(rnd(6, 5), dtype=dtype, device="cuda", requires_grad=True)
+    with kernels.selected("add"):
+        (x * 2 + x.exp()).sum().backward()  # x feeds two ops: autograd sums their gradients
+    close(x.grad.data, 2 + cupy.exp(x.data), TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_vectorized_kernels_take_unaligned_and_ragged_arrays(dtype):
+    a, b = (cupy.asarray(rnd(1001, seed=s), dtype=dtype) for s in range(2))
+    for lo in (0, 1, 3):  # 1 and 3: views 8 or 24 (float64), 4 or 12 (float32) bytes past an aligned address
+        np.testing.assert_array_equal(kernels.add.add(a[lo:], b[lo:]).get(), (a[lo:] + b[lo:]).get())
+        np.testing.assert_array_equal(kernels.relu.backward(a[lo:], b[lo:]).get(), (a[lo:] * (b[lo:] > 0)).get())
+    with pytest.raises(ValueError, match="C-contiguous arrays of one shape"):
+        kernels.add._kernel(a[:10], b[:11])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 def test_relu_kernel(dtype):
     fused_vs_plain("relu", lambda x: x.relu(), [rnd(7, 33)], dtype)
 
@@ -290,15 +310,16 @@ def test_causal_attention_kernel_without_dropout(dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_causal_attention_kernel_on_the_models_layout(dtype):
+@pytest.mark.parametrize("t", [20, 70])
+def test_causal_attention_kernel_on_the_models_layout(dtype, t):
     """(B, H, T, d) views of (B, T, C) projections in, and the transpose back out, as in GPT."""
     def fn(x, y, z):
         B, T, C = x.shape
-        q, k, v = (t.reshape(B, T, 4, C // 4).transpose(1, 2) for t in (x, y, z))
+        q, k, v = (a.reshape(B, T, 4, C // 4).transpose(1, 2) for a in (x, y, z))
         out = TF.scaled_dot_product_attention(q, k, v, is_causal=True)
         return out.transpose(1, 2).reshape(B, T, C)
-    fused_vs_plain("attention", fn, [rnd(3, 20, 32, seed=s) for s in range(3)], dtype)
-    q, k, v = (cupy.asarray(rnd(3, 20, 32, seed=s), dtype=dtype).reshape(3, 20, 4, 8).transpose(0, 2, 1, 3)
+    fused_vs_plain("attention", fn, [rnd(3, t, 32, seed=s) for s in range(3)], dtype)
+    q, k, v = (cupy.asarray(rnd(3, t, 32, seed=s), dtype=dtype).reshape(3, t, 4, 8).transpose(0, 2, 1, 3)
                for s in range(3))
     out, saved = attention_kernels.forward(q, k, v, 0.3)
     grads = attention_kernels.backward(out, saved)
@@ -308,16 +329,17 @@ def test_causal_attention_kernel_on_the_models_layout(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_causal_attention_kernel_with_dropout_matches_its_mask(dtype):
+@pytest.mark.parametrize("t", [40, 67])  # 67: split into unequal causal halves (kernels/attention.py)
+def test_causal_attention_kernel_with_dropout_matches_its_mask(dtype, t):
     """Kernel forward/backward vs the same math composed from plain ops with the hash mask."""
     p, seed, scale = 0.3, 12345, 0.35
-    q, k, v = (cupy.asarray(rnd(2, 3, 40, 8, seed=s), dtype=dtype) for s in range(3))
-    g = cupy.asarray(rnd(2, 3, 40, 8, seed=7), dtype=dtype)
+    q, k, v = (cupy.asarray(rnd(2, 3, t, 8, seed=s), dtype=dtype) for s in range(3))
+    g = cupy.asarray(rnd(2, 3, t, 8, seed=7), dtype=dtype)
     out, saved = attention_kernels.forward(q, k, v, scale, p, seed)
     gq, gk, gv = attention_kernels.backward(g, saved)
-    keep = krandom.uniform(seed, (6, 40, 40), dtype, cupy).reshape(2, 3, 40, 40) >= dtype(p)
+    keep = krandom.uniform(seed, (6, t, t), dtype, cupy).reshape(2, 3, t, t) >= dtype(p)
     mask = tg.tensor(keep * krandom.keep_scale(p, dtype), device="cuda")
-    causal = tg.tensor(~np.tril(np.ones((40, 40), dtype=bool)), device="cuda")
+    causal = tg.tensor(~np.tril(np.ones((t, t), dtype=bool)), device="cuda")
     with kernels.selected("none"):
         tq, tk, tv = (tg.tensor(a, requires_grad=True) for a in (q, k, v))
         weights = ((tq @ tk.transpose(-2, -1)) * scale).masked_fill(causal, float("-inf")).softmax(-1)

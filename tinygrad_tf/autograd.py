@@ -75,6 +75,7 @@ def _topological_order(root):
 
 def backward(tensor, grad, retain_graph=False):
     """Accumulate d(tensor)/d(leaf) * grad into every leaf's .grad."""
+    from .ops.elementwise import add_arrays
     from .tensor import Tensor
 
     root = tensor._ctx
@@ -104,7 +105,7 @@ def backward(tensor, grad, retain_graph=False):
                 continue
             ig = unbroadcast(ig, shape)
             book = leaves if parent.is_leaf_node else grads
-            book[parent] = ig if parent not in book else book[parent] + ig
+            book[parent] = ig if parent not in book else add_arrays(book[parent], ig)
     handed = set()  # arrays already given to a leaf: a second leaf gets a copy, never an alias
     for leaf, g in leaves.items():
         hooked = leaf._run_hooks(g)

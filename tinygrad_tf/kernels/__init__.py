@@ -11,16 +11,18 @@ import contextlib
 import os
 
 from .. import backend
-from . import (adam, attention, cross_entropy, dropout, embedding, gemm, layer_norm, linear,  # noqa: F401
-               random, reduce, relu)  # (none of them imports CuPy)
+from . import (_cuda, adam, add, attention, cross_entropy, dropout, embedding, gemm,  # noqa: F401
+               layer_norm, linear, random, reduce, relu)  # (none of them imports CuPy)
 
-NAMES = ("attention", "layer_norm", "cross_entropy", "dropout", "adam", "column_sum", "relu", "embedding", "linear")
+NAMES = ("attention", "layer_norm", "cross_entropy", "dropout", "adam", "column_sum", "relu", "embedding", "linear",
+         "add")
 _off = set()
 
 
 def use(name, array):
-    """True when the fused kernel `name` should handle `array` (on a GPU and switched on)."""
-    return name not in _off and backend.is_cuda_array(array)
+    """True when the fused kernel `name` should handle `array`: on a GPU, of a float type the
+    kernels are compiled for (float32, float64), and switched on."""
+    return name not in _off and backend.is_cuda_array(array) and array.dtype in _cuda.CTYPES
 
 
 def select(spec="all"):

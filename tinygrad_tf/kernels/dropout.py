@@ -6,18 +6,13 @@ separate random-number pass."""
 import numpy as np
 
 from ..backend import cupy
-from ._cuda import HEADER
+from ._cuda import elementwise
 from .random import keep_scale
 
-_kernel = None
+_kernel = elementwise("tg_dropout", ("x",), "unsigned long long seed, T p, T scale",
+                      "tg_uniform<T>(seed, (unsigned long long)i) >= p ? x * scale : (T)0")
 
 
 def apply(x, p, seed):
     """x * mask / (1 - p), with the mask of `seed` over x's C-ordered elements."""
-    global _kernel
-    if _kernel is None:
-        _kernel = cupy.ElementwiseKernel(
-            "T x, uint64 seed, T p, T scale", "T y",
-            "y = tg_uniform<T>(seed, (unsigned long long)i) >= p ? x * scale : (T)0",
-            "tg_dropout", preamble=HEADER)
-    return _kernel(x, np.uint64(seed), x.dtype.type(p), keep_scale(p, x.dtype))
+    return _kernel(cupy.ascontiguousarray(x), np.uint64(seed), x.dtype.type(p), keep_scale(p, x.dtype))

@@ -50,6 +50,7 @@ extern "C" __global__ void col_sum(const T* X, const T* Y, T* PARTIAL, T* OUT, T
 }
 """
 _THREADS, _MAX_COLUMN_BLOCKS = 128, 4096
+_MAX_CHUNKS, _MIN_CHUNK_ROWS = 128, 64  # H100, (16384, 1536): 92 -> 63 us against 256, 32
 _counters = {}  # device id -> zeroed tickets, one per column block (each launch leaves them zero)
 
 
@@ -70,7 +71,7 @@ def _column_sums(x, y, both):
     if rows == 0 or n == 0 or n > _THREADS * _MAX_COLUMN_BLOCKS:  # nothing to sum, or more columns than tickets
         xy = x if y is None else x * y
         return xy.sum(axis=0), (x.sum(axis=0) if both else None)
-    chunks = max(1, min(256, rows // 32))  # >= 32 rows a thread, enough blocks to fill the GPU
+    chunks = max(1, min(_MAX_CHUNKS, rows // _MIN_CHUNK_ROWS))  # enough blocks to fill the GPU
     per_chunk = -(-rows // chunks)
     chunks = -(-rows // per_chunk)
     device = x.device.id

@@ -6,9 +6,17 @@ from ..backend import array_module
 from ..function import Function
 
 
+def add_arrays(a, b):
+    """a + b; on the GPU, arrays of one shape take one vectorized kernel (kernels/add.py):
+    the residual adds of a forward pass, and the gradient sums of autograd.backward."""
+    if kernels.use("add", a) and kernels.add.supports(a, b):
+        return kernels.add.add(a, b)
+    return a + b
+
+
 class Add(Function):
     def forward(self, a, b):
-        return a + b
+        return add_arrays(a, b)
 
     def backward(self, g):
         return g, g
