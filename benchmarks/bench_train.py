@@ -239,8 +239,15 @@ def profile_kernels(step, sync, n=5, top=25):
                  "memcpy/memset" if "memcpy" in low or "memset" in low else
                  "cupy elementwise/reduce" if "cupy" in low else "other")
         groups[group] = groups.get(group, 0.0) + ms
+    # Where the GPU waits for the host: the gaps between one kernel's end and the next one's start.
+    spans = sorted((e.time_range.start, e.time_range.end, e.name) for e in prof.events()
+                   if str(getattr(e, "device_type", "")).endswith("CUDA") and e.time_range.end > e.time_range.start)
+    gaps = sorted(((b[0] - a[1], a[2][:60], b[2][:60]) for a, b in zip(spans, spans[1:]) if b[0] > a[1]),
+                  reverse=True)
     return dict(gpu_busy_ms_per_step=sum(k[1] for k in kernels),
                 launches_per_step=sum(k[2] for k in kernels), by_group_ms=groups,
+                idle_ms_per_step=sum(g[0] for g in gaps) / n / 1e3,
+                largest_gaps_us=[dict(us=round(g[0], 1), after=g[1], before=g[2]) for g in gaps[:12]],
                 top_kernels=[dict(name=k[0][:120], ms=round(k[1], 3), calls=k[2]) for k in kernels[:top]])
 
 
@@ -646,7 +653,8 @@ def print_table(result, out):
             groups = ", ".join(f"{k} {v:.1f}" for k, v in sorted(prof["by_group_ms"].items(), key=lambda kv: -kv[1]))
             print(f"profile {r['name']}: GPU busy {prof['gpu_busy_ms_per_step']:.1f} of {r['ms_median']:.1f} ms, "
                   f"{prof['launches_per_step']:.0f} launches, batch-1 step (~host overhead) "
-                  f"{prof.get('batch1_ms', float('nan')):.1f} ms; {groups}")
+                  f"{prof.get('batch1_ms', float('nan')):.1f} ms, GPU idle between kernels "
+                  f"{prof.get('idle_ms_per_step', float('nan')):.1f} ms; {groups}")
             if "qkv_gemm_ms" in prof:
                 print(f"    q/k/v forward GEMMs of one layer: {prof['qkv_gemm_ms']}")
             if "host" in prof:

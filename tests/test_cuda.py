@@ -444,7 +444,21 @@ def test_linear_epilogue_kernel(dtype, bias, activation):
     inputs = [rnd(4, 50, 24), rnd(40, 24, seed=1)] + ([rnd(40, seed=2)] if bias else [])
     fused_vs_plain("linear", lambda x, w, b=None: TF.linear(x, w, b, activation), inputs, dtype)
     x, w, *b = (cupy.asarray(a, dtype=dtype) for a in inputs)  # and cuBLASLt did take it
-    assert kernels.linear.forward(x.reshape(200, 24), w, b[0] if b else None, activation == "relu") is not None
+    assert kernels.linear.matmul(x.reshape(200, 24), w, trans_b=True, bias=b[0] if b else None,
+                                 relu=activation == "relu") is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_lt_matmul_matches_cupy(dtype, trans_a, trans_b, monkeypatch):
+    monkeypatch.delenv("CUPY_TF32", raising=False)
+    a = cupy.asarray(rnd(70, 24), dtype=dtype)
+    b = cupy.asarray(rnd(24, 40, seed=1), dtype=dtype)
+    a_in = cupy.ascontiguousarray(a.T) if trans_a else a
+    b_in = cupy.ascontiguousarray(b.T) if trans_b else b
+    close(kernels.linear.matmul(a_in, b_in, trans_a, trans_b), a @ b, TOL[dtype])
+    with pytest.raises(ValueError, match="equal inner sizes"):
+        kernels.linear.matmul(a, a)
 
 
 def test_linear_epilogue_kernel_honours_tf32_and_refuses_unaligned_input(monkeypatch):
@@ -452,15 +466,15 @@ def test_linear_epilogue_kernel_honours_tf32_and_refuses_unaligned_input(monkeyp
     w, b = cupy.asarray(rnd(96, 384, seed=1), dtype=np.float32), cupy.asarray(rnd(96, seed=2), dtype=np.float32)
     exact = x.astype(np.float64) @ w.T.astype(np.float64) + b
     monkeypatch.delenv("CUPY_TF32", raising=False)
-    close(kernels.linear.forward(x, w, b), exact, 1e-5)
+    close(kernels.linear.matmul(x, w, trans_b=True, bias=b), exact, 1e-5)
     monkeypatch.setenv("CUPY_TF32", "1")
-    fast = kernels.linear.forward(x, w, b)
+    fast = kernels.linear.matmul(x, w, trans_b=True, bias=b)
     err = float(cupy.linalg.norm(fast - exact) / cupy.linalg.norm(exact))
     assert 1e-6 < err < 5e-3
     monkeypatch.delenv("CUPY_TF32")
     flat = cupy.asarray(rnd(256 * 384 + 1), dtype=np.float32)
     shifted = flat[1:].reshape(256, 384)  # 4 bytes past an aligned address: cuBLASLt's algorithms refuse it
-    assert kernels.linear.forward(shifted, w, b) is None  # so ops.nn.Linear takes the plain path
+    assert kernels.linear.matmul(shifted, w, trans_b=True, bias=b) is None  # so ops.nn.Linear takes the plain path
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])

@@ -1,4 +1,4 @@
-"""Linear layers through cuBLASLt: the bias (and a ReLU) applied in the GEMM's epilogue.
+"""2-D GEMMs through cuBLASLt, for Linear layers: the bias (and a ReLU) applied in the epilogue.
 
 A GEMM followed by `out += bias` writes the (N, out) result, then reads and writes it
 again, and a ReLU after it once more; PyTorch's Linear adds the bias in cuBLASLt's
@@ -6,15 +6,20 @@ epilogue instead, as each tile of the product is stored, and so do we. On an H10
 seed model's shapes (N = 16384): 384->1536 with bias and ReLU 687 -> 445 us, 384->384
 with bias 184 -> 154 us. (The weight gradient's bias-gradient epilogue, BGRADB, was
 measured too: 3-55% slower than a plain GEMM plus kernels/reduce.py's column sum, so the
-backward keeps those.)
+backward keeps those.) The input gradient's GEMM comes here too, for the host's sake: a
+call costs about half of cupy.matmul's Python and Cython time, and the step is
+host-bound with TF32.
 CuPy binds no cuBLASLt, so the few calls needed are bound here through ctypes, from
-the library that CuPy's cuBLAS has loaded already. Each shape's descriptors and chosen
-algorithm are made once and kept; a call then sets the bias pointer and runs.
+the library that CuPy's cuBLAS has loaded already. Each shape's descriptors and
+algorithm are chosen once and kept (the algorithm by timing cuBLASLt's candidates on the
+first call's operands, as torch.backends.cudnn.benchmark does: two processes may pick
+differently and so differ in the last bits); a call then sets the bias pointer and runs.
 
-Shapes are cuBLAS's column-major view of our row-major arrays: a row-major (r, c)
-matrix is a column-major (c, r) one, so x @ W.T is D = op(W) op(x) with W transposed.
-forward() returns None when cuBLASLt cannot take the case (no library, no algorithm,
-unaligned operands), and the caller then takes the plain path.
+cuBLAS is column-major: a row-major (r, c) array is a column-major (c, r) matrix with
+leading dimension c, so the row-major C = op(A) op(B) is the column-major
+C^T = op(B)^T op(A)^T, i.e. B is passed first. matmul() returns None when cuBLASLt
+cannot take the case (no library, no algorithm, unaligned operands), and the caller
+then takes the plain path.
 """
 import ctypes
 
@@ -30,6 +35,7 @@ _EPILOGUE_DEFAULT, _EPILOGUE_RELU, _EPILOGUE_BIAS = 1, 2, 4  # RELU | BIAS: both
 _PREF_MAX_WORKSPACE_BYTES = 1
 _ALIGNMENT = 256  # the heuristics assume operands aligned this much (cuBLASLt's default preference)
 _WORKSPACE_BYTES = 8 << 20
+_CANDIDATES, _TUNING_RUNS = 8, 3  # algorithms timed per shape, once per process
 _ONE = {dt: np.ones((), dt) for dt in _TYPES}
 _ZERO = {dt: np.zeros((), dt) for dt in _TYPES}
 _ALPHA_BETA = {dt: (_ONE[dt].ctypes.data, _ZERO[dt].ctypes.data) for dt in _TYPES}
@@ -42,7 +48,7 @@ class _HeuristicResult(ctypes.Structure):
 
 _lib = None  # the loaded library, or False when there is none
 _devices = {}  # device id -> (handle, workspace array)
-_plans = {}  # (device, dtype, tf32, shapes, epilogue) -> _Plan, or None when cuBLASLt has no algorithm
+_plans = {}  # (device, dtype, tf32, shapes, transposes, epilogue) -> _Plan, or None when it has no algorithm
 
 
 def _library():
@@ -82,70 +88,94 @@ def _device(device_id):
 
 
 class _Plan:
-    """out (rows, n_out) = x2 (rows, k) @ W.T with one epilogue: column-major, D (n_out, rows) = W^T x2^T."""
+    """op(A) @ op(B) for row-major A, B of the given shapes, with one epilogue."""
 
-    def __init__(self, device_id, dtype, use_tf32, rows, n_out, k, epilogue):
+    def __init__(self, device_id, dtype, use_tf32, a_shape, b_shape, trans_a, trans_b, epilogue):
         lib, (handle, workspace) = _library(), _device(device_id)
         data_type, compute, fast = _TYPES[dtype]
         self.desc = ctypes.c_void_p()
         _check(lib.cublasLtMatmulDescCreate(ctypes.byref(self.desc), fast if use_tf32 else compute, data_type),
                "MatmulDescCreate")
-        for attr, value in ((_DESC_TRANSA, ctypes.c_int32(_OP_T)), (_DESC_TRANSB, ctypes.c_int32(_OP_N)),
+        for attr, value in ((_DESC_TRANSA, ctypes.c_int32(_OP_T if trans_b else _OP_N)),
+                            (_DESC_TRANSB, ctypes.c_int32(_OP_T if trans_a else _OP_N)),
                             (_DESC_EPILOGUE, ctypes.c_uint32(epilogue))):
             _check(lib.cublasLtMatmulDescSetAttribute(self.desc, attr, ctypes.byref(value), 4), "DescSetAttribute")
+        self.out_shape = (a_shape[1] if trans_a else a_shape[0], b_shape[0] if trans_b else b_shape[1])
         self.layouts = []
-        for shape in ((k, n_out, k), (k, rows, k), (n_out, rows, n_out)):  # W, x2, out: (rows, cols, ld)
+        for rows, cols in (b_shape, a_shape, self.out_shape):  # column-major: (cols, rows), leading dim cols
             layout = ctypes.c_void_p()
-            _check(lib.cublasLtMatrixLayoutCreate(ctypes.byref(layout), data_type, *shape), "LayoutCreate")
+            _check(lib.cublasLtMatrixLayoutCreate(ctypes.byref(layout), data_type, cols, rows, cols), "LayoutCreate")
             self.layouts.append(layout)
         preference = ctypes.c_void_p()
         _check(lib.cublasLtMatmulPreferenceCreate(ctypes.byref(preference)), "PreferenceCreate")
         size = ctypes.c_uint64(workspace.nbytes)
         _check(lib.cublasLtMatmulPreferenceSetAttribute(preference, _PREF_MAX_WORKSPACE_BYTES, ctypes.byref(size), 8),
                "PreferenceSetAttribute")
-        self.result, found = _HeuristicResult(), ctypes.c_int(0)
-        status = lib.cublasLtMatmulAlgoGetHeuristic(handle, self.desc, *self.layouts, self.layouts[2], preference, 1,
-                                                    ctypes.byref(self.result), ctypes.byref(found))
-        self.ok = status == 0 and found.value > 0
+        self.candidates, found = (_HeuristicResult * _CANDIDATES)(), ctypes.c_int(0)
+        status = lib.cublasLtMatmulAlgoGetHeuristic(handle, self.desc, *self.layouts, self.layouts[2], preference,
+                                                    _CANDIDATES, self.candidates, ctypes.byref(found))
+        self.found = found.value if status == 0 else 0
+        self.algo = ctypes.byref(self.candidates[0].algo)
         self.handle, self.workspace, self.bias = handle, workspace, ctypes.c_uint64(0)
         self.alpha, self.beta = _ALPHA_BETA[dtype]
 
-    def run(self, weight, x2, out, bias):
+    def tune(self, a, b, out, bias):
+        """Keep the fastest of the candidate algorithms, timed on these operands; False if none runs.
+
+        cuBLASLt's first guess is not always its best (on the seed model's Linear GEMMs,
+        timing its candidates took 0.6 ms off an fp32 step)."""
+        start, stop, timings = cupy.cuda.Event(), cupy.cuda.Event(), []
+        for i in range(self.found):
+            self.algo = ctypes.byref(self.candidates[i].algo)
+            try:
+                self.run(a, b, out, bias)  # the first run of an algorithm also loads its kernel
+            except RuntimeError:
+                continue
+            start.record()
+            for _ in range(_TUNING_RUNS):
+                self.run(a, b, out, bias)
+            stop.record()
+            stop.synchronize()
+            timings.append((cupy.cuda.get_elapsed_time(start, stop), i))
+        if timings:
+            self.algo = ctypes.byref(self.candidates[min(timings)[1]].algo)
+        return bool(timings)
+
+    def run(self, a, b, out, bias):
         lib = _lib
         if bias is not None:
             self.bias.value = bias.data.ptr
             _check(lib.cublasLtMatmulDescSetAttribute(self.desc, _DESC_BIAS_POINTER, ctypes.byref(self.bias), 8),
                    "DescSetAttribute")
-        layout_w, layout_x, layout_out = self.layouts
-        _check(lib.cublasLtMatmul(self.handle, self.desc, self.alpha, weight.data.ptr, layout_w, x2.data.ptr, layout_x,
+        layout_b, layout_a, layout_out = self.layouts
+        _check(lib.cublasLtMatmul(self.handle, self.desc, self.alpha, b.data.ptr, layout_b, a.data.ptr, layout_a,
                                   self.beta, out.data.ptr, layout_out, out.data.ptr, layout_out,
-                                  ctypes.byref(self.result.algo),
-                                  self.workspace.data.ptr, self.workspace.nbytes,
+                                  self.algo, self.workspace.data.ptr, self.workspace.nbytes,
                                   cupy.cuda.get_current_stream().ptr), "Matmul")
 
 
-def _plan(arrays, *shape):
-    """The kept plan for this GEMM, or None when cuBLASLt cannot run it on these arrays."""
-    first = arrays[0]
-    if first.dtype not in _TYPES or not _library():
+def matmul(a, b, trans_a=False, trans_b=False, bias=None, relu=False):
+    """op(a) @ op(b) (+ bias) (then ReLU) for C-contiguous 2-D arrays; op transposes.
+    None when cuBLASLt can't take it (then use the plain path)."""
+    operands = (a, b) if bias is None else (a, b, bias)
+    if a.dtype not in _TYPES or not _library():
         return None
-    for x in arrays:
-        if x.dtype != first.dtype or not x.flags.c_contiguous or x.data.ptr % _ALIGNMENT or x.size == 0:
+    for x in operands:
+        if x.dtype != a.dtype or not x.flags.c_contiguous or x.data.ptr % _ALIGNMENT or x.size == 0:
             return None
-    key = (first.device.id, first.dtype, tf32()) + shape
-    if key not in _plans:
-        plan = _Plan(key[0], *key[1:])
-        _plans[key] = plan if plan.ok else None
-    return _plans[key]
-
-
-def forward(x2, weight, bias, relu=False):
-    """x2 @ weight.T (+ bias) (then ReLU when asked), or None when cuBLASLt can't take it."""
-    (rows, k), n_out = x2.shape, weight.shape[0]
     epilogue = (_EPILOGUE_RELU if relu else 0) | (_EPILOGUE_BIAS if bias is not None else 0) or _EPILOGUE_DEFAULT
-    plan = _plan((x2, weight) if bias is None else (x2, weight, bias), rows, n_out, k, epilogue)
+    key = (a.device.id, a.dtype, tf32(), a.shape, b.shape, trans_a, trans_b, epilogue)
+    plan = _plans.get(key, False)
+    if plan is False:
+        if a.ndim != 2 or b.ndim != 2 or (a.shape[0] if trans_a else a.shape[1]) != (b.shape[1] if trans_b else
+                                                                                   b.shape[0]):
+            raise ValueError(f"matmul takes 2-D arrays with equal inner sizes, got {a.shape}{'.T' * trans_a} @ "
+                             f"{b.shape}{'.T' * trans_b}")
+        plan = _Plan(*key)
+        out = cupy.empty(plan.out_shape, a.dtype)
+        plan = _plans[key] = plan if plan.tune(a, b, out, bias) else None
     if plan is None:
         return None
-    out = cupy.empty((rows, n_out), x2.dtype)
-    plan.run(weight, x2, out, bias)
+    out = cupy.empty(plan.out_shape, a.dtype)
+    plan.run(a, b, out, bias)
     return out

@@ -218,7 +218,8 @@ class Linear(Function):
         self.x2 = x.reshape(-1, x.shape[-1])
         self.weight, self.x_shape = weight, x.shape
         relu = activation == "relu"
-        out = kernels.linear.forward(self.x2, weight, bias, relu) if kernels.use("linear", x) else None
+        self.lt = kernels.use("linear", x)
+        out = kernels.linear.matmul(self.x2, weight, trans_b=True, bias=bias, relu=relu) if self.lt else None
         if out is None:
             out = self.x2 @ weight.T
             if bias is not None:
@@ -232,7 +233,12 @@ class Linear(Function):
         g2 = g.reshape(-1, g.shape[-1])
         if self.relu_out is not None:
             g2 = relu_backward(g2, self.relu_out)
-        gx = (g2 @ self.weight).reshape(self.x_shape) if self.needs_grad[0] else None
+        gx = None
+        if self.needs_grad[0]:
+            gx = kernels.linear.matmul(g2, self.weight) if self.lt else None  # less host time than cupy.matmul
+            gx = (g2 @ self.weight if gx is None else gx).reshape(self.x_shape)
+        # The weight gradient stays with cuBLAS: its split-K GEMMs for k = rows beat every algorithm
+        # cuBLASLt offered here (fp32 H100: 6.8 against 9.5 ms a step).
         gw = g2.T @ self.x2 if self.needs_grad[1] else None
         gb = column_sum(g2) if self.needs_grad[2] else None
         return gx, gw, gb
