@@ -47,20 +47,28 @@ _pending = {}  # hyperparameters -> [(param, grad, exp_avg, exp_avg_sq), ...]
 
 
 def queue(param, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, decoupled, step):
-    """Remember one parameter's update (state already counts this step); flush() applies it."""
-    t = param.dtype.type
+    """Remember one parameter's update (state already counts this step); flush() applies it.
+
+    Params with the same hyperparameters share one key, whose kernel scalars flush() works
+    out once: per param this is a tuple and an append (host time: the step waits on it)."""
+    key = (param.dtype, param.device.id, lr, beta1, beta2, eps, weight_decay, decoupled, step)
+    _pending.setdefault(key, []).append((param, grad, exp_avg, exp_avg_sq))
+
+
+def _scalars(dtype, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    """The kernel's scalar arguments, in the param's dtype, as optim/adam.py computes them."""
+    t = dtype.type
     decay = 1 - lr * weight_decay if decoupled and weight_decay else 1.0
     l2 = 0.0 if decoupled else weight_decay
-    key = (param.dtype, param.device.id, t(l2), t(decay), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
-           t((1 - beta2 ** step) ** 0.5), t(eps), t(lr / (1 - beta1 ** step)))
-    _pending.setdefault(key, []).append((param, grad, exp_avg, exp_avg_sq))
+    return (t(l2), t(decay), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2), t((1 - beta2 ** step) ** 0.5), t(eps),
+            t(lr / (1 - beta1 ** step)))
 
 
 def flush():
     """Apply every queued update: one launch per SLOTS parameters with the same hyperparameters."""
     threads = 256
     for key, entries in _pending.items():
-        dtype, scalars = key[0], key[2:]
+        dtype, scalars = key[0], _scalars(key[0], *key[2:])
         kernel = raw_kernel(_SOURCE, "adam_multi", dtype)
         with cupy.cuda.Device(key[1]):
             for start in range(0, len(entries), SLOTS):

@@ -2,55 +2,74 @@
 layer-norm parameter gradients.
 
 CuPy's sum(axis=0) over a tall matrix took 0.37 ms per call on an H100 (46 calls, 17 ms
-of a 57 ms step). Here each block sums one chunk of rows for 128 columns (each thread walks
-one column: coalesced across the warp) into a partial row, and the last block of a column
-range to finish adds the partial rows in a fixed order (a ticket counter, CUDA's
-threadFenceReduction pattern): one launch, about memory speed, and deterministic."""
+of a 57 ms step). Here each block sums one chunk of rows for 32 columns, 8 rows at a time
+(a warp reads 32 neighbours of a row: coalesced), into a partial row, and the last block
+of a column group to finish adds the partial rows in a fixed order (a ticket counter,
+CUDA's threadFenceReduction pattern): one launch and deterministic."""
 import numpy as np
 
 from ..backend import cupy
 from ._cuda import raw_kernel
 
 _SOURCE = r"""
-// PARTIAL holds one row per chunk for each sum (two sums when both: x*y and x).
+// A block is 32 columns (a warp reads 32 neighbours of a row: coalesced) by 8 row lanes. Block
+// (x, y) sums chunk y of the rows for column group x into one partial row of PARTIAL (two sums
+// when both: x*y and x); the last block of a group to finish (a ticket) adds the partial rows,
+// each lane a fixed share of them, then the lanes in order.
+#define TG_COLS 32
+#define TG_LANES 8
+__device__ __forceinline__ void tg_lanes_to_row(T (*sh)[TG_LANES][TG_COLS], T acc, T acc_x, int tx, int ty,
+                                                int col, int n, T* out, T* out_x, int both) {
+    sh[0][ty][tx] = acc;
+    sh[1][ty][tx] = acc_x;
+    __syncthreads();
+    if (ty == 0 && col < n) {
+        T s = 0, sx = 0;
+        for (int l = 0; l < TG_LANES; ++l) { s += sh[0][l][tx]; sx += sh[1][l][tx]; }
+        out[col] = s;
+        if (both) out_x[col] = sx;
+    }
+}
+
 extern "C" __global__ void col_sum(const T* X, const T* Y, T* PARTIAL, T* OUT, T* OUT2, unsigned int* COUNTERS,
                                    long long rows, int n, long long rows_per_chunk, int has_y, int both) {
-    int col = blockIdx.x * blockDim.x + threadIdx.x;
+    __shared__ T sh[2][TG_LANES][TG_COLS];
+    __shared__ unsigned int ticket;
+    int tx = threadIdx.x, ty = threadIdx.y, col = blockIdx.x * TG_COLS + tx;
     long long second = (long long)gridDim.y * n;  // where the second sum's partial rows start
+    long long r0 = (long long)blockIdx.y * rows_per_chunk;
+    long long r1 = r0 + rows_per_chunk < rows ? r0 + rows_per_chunk : rows;
+    T acc = 0, acc_x = 0;
     if (col < n) {
-        long long r0 = (long long)blockIdx.y * rows_per_chunk;
-        long long r1 = r0 + rows_per_chunk < rows ? r0 + rows_per_chunk : rows;
-        T acc = 0, acc_x = 0;
         if (has_y) {
-            #pragma unroll 8
-            for (long long r = r0; r < r1; ++r) { T x = X[r * n + col]; acc += x * Y[r * n + col]; acc_x += x; }
+            #pragma unroll 4
+            for (long long r = r0 + ty; r < r1; r += TG_LANES) { T x = X[r * n + col]; acc += x * Y[r * n + col]; acc_x += x; }
         } else {
-            #pragma unroll 8
-            for (long long r = r0; r < r1; ++r) acc += X[r * n + col];
+            #pragma unroll 4
+            for (long long r = r0 + ty; r < r1; r += TG_LANES) acc += X[r * n + col];
         }
-        PARTIAL[(long long)blockIdx.y * n + col] = acc;
-        if (both) PARTIAL[second + (long long)blockIdx.y * n + col] = acc_x;
     }
+    long long base = (long long)blockIdx.y * n;
+    tg_lanes_to_row(sh, acc, acc_x, tx, ty, col, n, PARTIAL + base, PARTIAL + second + base, both);
     __threadfence();  // this block's partial sums are visible before its ticket is taken
     __syncthreads();
-    __shared__ unsigned int ticket;
-    if (threadIdx.x == 0) ticket = atomicAdd(&COUNTERS[blockIdx.x], 1u);
+    if (tx == 0 && ty == 0) ticket = atomicAdd(&COUNTERS[blockIdx.x], 1u);
     __syncthreads();
     if (ticket != gridDim.y - 1) return;  // another chunk of these columns is still running
+    acc = 0;
+    acc_x = 0;
     if (col < n) {
-        T acc = 0, acc_x = 0;
-        for (unsigned int c = 0; c < gridDim.y; ++c) {
+        for (unsigned int c = ty; c < gridDim.y; c += TG_LANES) {
             acc += __ldcg(PARTIAL + (long long)c * n + col);
             if (both) acc_x += __ldcg(PARTIAL + second + (long long)c * n + col);
         }
-        OUT[col] = acc;
-        if (both) OUT2[col] = acc_x;
     }
-    if (threadIdx.x == 0) COUNTERS[blockIdx.x] = 0;  // ready for the next launch
+    tg_lanes_to_row(sh, acc, acc_x, tx, ty, col, n, OUT, OUT2, both);
+    if (tx == 0 && ty == 0) COUNTERS[blockIdx.x] = 0;  // ready for the next launch
 }
 """
-_THREADS, _MAX_COLUMN_BLOCKS = 128, 4096
-_MAX_CHUNKS, _MIN_CHUNK_ROWS = 128, 64  # H100, (16384, 1536): 92 -> 63 us against 256, 32
+_COLS, _LANES, _MAX_COLUMN_BLOCKS = 32, 8, 4096
+_MAX_CHUNKS, _MIN_CHUNK_ROWS = 128, 64
 _counters = {}  # device id -> zeroed tickets, one per column block (each launch leaves them zero)
 
 
@@ -68,7 +87,7 @@ def _column_sums(x, y, both):
     x = cupy.ascontiguousarray(x)
     y = None if y is None else cupy.ascontiguousarray(y)
     rows, n = x.shape
-    if rows == 0 or n == 0 or n > _THREADS * _MAX_COLUMN_BLOCKS:  # nothing to sum, or more columns than tickets
+    if rows == 0 or n == 0 or n > _COLS * _MAX_COLUMN_BLOCKS:  # nothing to sum, or more columns than tickets
         xy = x if y is None else x * y
         return xy.sum(axis=0), (x.sum(axis=0) if both else None)
     chunks = max(1, min(_MAX_CHUNKS, rows // _MIN_CHUNK_ROWS))  # enough blocks to fill the GPU
@@ -80,7 +99,7 @@ def _column_sums(x, y, both):
     partial = cupy.empty(((2 if both else 1) * chunks, n), x.dtype)
     out, out2 = cupy.empty((n,), x.dtype), (cupy.empty((n,), x.dtype) if both else None)
     raw_kernel(_SOURCE, "col_sum", x.dtype)(
-        ((n + _THREADS - 1) // _THREADS, chunks), (_THREADS,),
+        ((n + _COLS - 1) // _COLS, chunks), (_COLS, _LANES),
         (x, x if y is None else y, partial, out, out if out2 is None else out2, _counters[device],
          np.int64(rows), np.int32(n), np.int64(per_chunk), np.int32(y is not None), np.int32(both)))
     return out, out2
