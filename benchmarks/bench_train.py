@@ -61,6 +61,9 @@ def parse_args(argv=None):
     p.add_argument("--rows", default="torch_sdpa,torch_lecture,ours",
                    help=f"comma list of {ROWS}, measured in this order")
     p.add_argument("--compile", action="store_true", help="add the torch_compile row (GPU)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the rows in turn this many times (A B A B ...) and pool each row's steps: "
+                        "host noise that comes and goes then falls on every row alike")
     p.add_argument("--ours-variants", default="all",
                    help="comma list of kernel sets for extra 'ours' rows: all, none, or -NAME "
                         "(all fused kernels but NAME); see tinygrad_tf.kernels.NAMES")
@@ -519,9 +522,28 @@ def _time_steps(step, sync, steps, warmup):
 
 
 def _summarise(times, warm_s):
-    ms = sorted(t * 1e3 for t in times)
+    ms = [t * 1e3 for t in times]
+    return dict(**_stats(ms), warmup_s=round(warm_s, 2), times_ms=[round(m, 3) for m in ms])
+
+
+def _stats(ms):
+    ms = sorted(ms)
     return dict(ms_median=statistics.median(ms), ms_p10=ms[len(ms) // 10], ms_p90=ms[(9 * len(ms)) // 10],
-                steps=len(ms), warmup_s=round(warm_s, 2))
+                steps=len(ms))
+
+
+def _merge(runs):
+    """A row's repeats as one row: every timed step pooled; profile and the rest from the first run."""
+    timed = [r for r in runs if "times_ms" in r]
+    if len(timed) < 2:
+        return timed[0] if timed else runs[0]
+    row = dict(timed[0])
+    row.update(_stats([t for r in timed for t in r["times_ms"]]))
+    row["times_ms"] = [t for r in timed for t in r["times_ms"]]
+    row["repeat_medians_ms"] = [round(r["ms_median"], 3) for r in timed]
+    row["peak_mem_bytes"] = max(r.get("peak_mem_bytes", 0) for r in timed)
+    row["wall_s"] = round(sum(r.get("wall_s", 0) for r in timed), 1)
+    return row
 
 
 def run_row(args, cfg, batches, weights, vocab, name):
@@ -594,8 +616,10 @@ def main(argv=None):
         elif not (r == "torch_compile" and args.device != "cuda"):
             names.append(r)
     isolate = args.isolate == "yes" or (args.isolate == "auto" and args.device == "cpu")
-    rows = []
-    for name in names:
+    runs = {name: [] for name in names}
+    profile = args.profile
+    for repeat, name in ((r, n) for r in range(args.repeat) for n in names):
+        args.profile = profile and repeat == 0  # profile once; the repeats are for timing
         if isolate:
             cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--only", name]
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -606,8 +630,10 @@ def main(argv=None):
                 row = dict(name=name, skipped=f"subprocess failed ({proc.returncode}): {proc.stderr[-300:]}")
         else:
             row = run_row(args, cfg, batches, weights, vocab, name)
-        rows.append(row)
+        runs[name].append(row)
         print(f"  {name}: {row.get('ms_median', row.get('skipped'))}", file=sys.stderr, flush=True)
+    args.profile = profile
+    rows = [_merge(runs[name]) for name in names]
 
     flops, n_params = flops_per_step(cfg, weights)
     peak = args.peak_tflops
@@ -628,7 +654,8 @@ def main(argv=None):
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "device": args.device, "precision": args.precision, "dtype": args.dtype, "preset": args.preset,
         "config": {**cfg, "vocab_size": vocab, "lr": LR, "optimizer": "AdamW(weight_decay=0.01)"},
-        "steps": args.steps, "warmup": args.warmup, "threads": args.threads, "data": args.data or "random tokens",
+        "steps": args.steps, "warmup": args.warmup, "repeat": args.repeat, "threads": args.threads,
+        "data": args.data or "random tokens",
         "versions": info, "flops_per_step": flops, "non_embedding_params": n_params,
         "mfu_peak_tflops": peak, "mfu_formula": "(6*N_non_embedding + 12*L*T*C) * tokens / time / peak",
         "memory": ("GPU: CuPy pool used-bytes peak (hook) / torch.cuda.max_memory_allocated"
@@ -664,7 +691,7 @@ def print_table(result, out):
                 print(f"    {k['ms']:7.3f} ms  x{k['calls']:<5.0f} {k['name'][:90]}")
     v = result["versions"]
     print(f"\n{result['device']} {v['device_name']} | preset {result['preset']} | {result['precision']} | "
-          f"steps {result['steps']} (warmup {result['warmup']}) | torch {v.get('torch')} | "
+          f"steps {result['steps']} x {result.get('repeat', 1)} (warmup {result['warmup']}) | torch {v.get('torch')} | "
           f"cupy {v.get('cupy', '-')} | numpy {v['numpy']}")
     mem = "peak MiB" if result["device"] == "cuda" else "peak RSS+ MiB"
     print(f"{'row':<22}{'ms/step':>9}{'p10':>8}{'p90':>8}{'tok/s':>10}{mem:>14}{'MFU':>7}"
@@ -678,6 +705,9 @@ def print_table(result, out):
         print(f"{r['name']:<22}{r['ms_median']:>9.2f}{r['ms_p10']:>8.2f}{r['ms_p90']:>8.2f}"
               f"{r['tokens_per_s']:>10.0f}{r.get('peak_mem_bytes', 0) / 2**20:>14.0f}{mfu:>7}"
               f"{ratio('ratio_vs_torch_sdpa'):>9}{ratio('ratio_vs_torch_lecture'):>9}{r['loss0']:>9.4f}")
+    for r in result["rows"]:
+        if "repeat_medians_ms" in r:
+            print(f"  {r['name']}: medians of the repeats {', '.join(f'{m:.2f}' for m in r['repeat_medians_ms'])} ms")
     print(f"-> {out}")
 
 
