@@ -516,6 +516,17 @@ def test_batched_gemm_on_strided_views_and_strided_out():
         gemm.matmul(s, q, out=cupy.empty((3, 4, 8, 10)).transpose(0, 1, 3, 2))
 
 
+def test_batched_gemm_pieces_in_one_launch():
+    s, x = cupy.asarray(rnd(2, 3, 8, 8)), cupy.asarray(rnd(2, 3, 8, 5, seed=1))
+    out = cupy.full((2, 3, 8, 5), np.nan)
+    gemm.matmul_pieces([(s[..., :4, :4], x[..., :4, :], out[..., :4, :]),
+                        (s[..., 4:, 4:], x[..., 4:, :], out[..., 4:, :])])
+    close(out[..., :4, :], s[..., :4, :4] @ x[..., :4, :], 1e-10)
+    close(out[..., 4:, :], s[..., 4:, 4:] @ x[..., 4:, :], 1e-10)
+    with pytest.raises(ValueError, match="one shape"):  # k = 4 and k = 8
+        gemm.matmul_pieces([(s[..., :4, :4], x[..., :4, :], out[..., :4, :]), (s[..., 4:, :], x, out[..., 4:, :])])
+
+
 @pytest.mark.parametrize("layout", ["strided", "pointers"])
 def test_batched_gemm_tf32_is_close_but_rounded(monkeypatch, layout):
     a = cupy.asarray(rnd(8, 128, 256), dtype=np.float32)

@@ -82,8 +82,27 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
     """op(a) @ op(b) over equal batch dims (..., rows, cols); op swaps the last two axes.
 
     `out` (optional): an array of the result's shape with unit-stride rows, written in place."""
-    from cupy_backends.cuda.libs import cublas
+    a, b, out, dims = _checked(a, b, trans_a, trans_b, out)
+    if dims is not None:
+        _gemm([(a, b, out)], trans_a, trans_b, *dims)
+    return out
 
+
+def matmul_pieces(pieces, trans_a=False, trans_b=False):
+    """out = op(a) @ op(b) for every (a, b, out) in `pieces`, as one pointer-array GEMM.
+
+    The pieces must be products of one shape whose operands have one row stride each, e.g.
+    blocks of the same matrices (attention.py's causal blocks): one launch instead of one
+    per piece."""
+    checked = [_checked(a, b, trans_a, trans_b, out) for a, b, out in pieces]
+    if len({c[3] for c in checked}) != 1 or len({tuple(_layout(x)[2] for x in c[:3]) for c in checked}) != 1:
+        raise ValueError("matmul_pieces takes products of one shape whose operands share their row strides")
+    if checked[0][3] is not None:
+        _gemm([c[:3] for c in checked], trans_a, trans_b, *checked[0][3])
+
+
+def _checked(a, b, trans_a, trans_b, out):
+    """(a, b, out, (m, n, k, count)) ready for _gemm; dims None when there is nothing to multiply."""
     if a.dtype != b.dtype or a.dtype not in _ONE or a.ndim < 3 or a.shape[:-2] != b.shape[:-2]:
         raise ValueError(f"batched matmul takes float32/float64 arrays with the same batch dims, "
                          f"got {a.shape} {a.dtype} and {b.shape} {b.dtype}")
@@ -100,27 +119,15 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
                          f"dtype {a.dtype} and rows with a unit stride")
     count = math.prod(batch)
     if count == 0 or m == 0 or n == 0:
-        return out
+        return a, b, out, None
     if k == 0:
         out[...] = 0
-        return out
-    (offsets_a, stride_a, ld_a), (offsets_b, stride_b, ld_b), (offsets_c, stride_c, ld_c) = \
-        _layout(a), _layout(b), _layout(out)
-    one, zero = _ALPHA_BETA[a.dtype]
-    op_a, op_b = _OP_T if trans_a else _OP_N, _OP_T if trans_b else _OP_N
-    handle = cupy.cuda.device.get_cublas_handle()
-    cublas.setPointerMode(handle, _POINTER_MODE_HOST)
-    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: pass B first, and each
-    # row-major matrix is read as its column-major transpose (leading dimension = its row stride).
-    if None not in (stride_a, stride_b, stride_c):
-        if a.dtype == np.float64:
-            dtype, compute = _CUDA_R_64F, _COMPUTE_64F
-        else:
-            dtype, compute = _CUDA_R_32F, _COMPUTE_32F_FAST_TF32 if tf32() else _COMPUTE_32F
-        cublas.gemmStridedBatchedEx(
-            handle, op_b, op_a, n, m, k, one, b.data.ptr, dtype, ld_b, stride_b, a.data.ptr, dtype, ld_a,
-            stride_a, zero, out.data.ptr, dtype, ld_c, stride_c, count, compute, _GEMM_DEFAULT)
-        return out
+        return a, b, out, None
+    return a, b, out, (m, n, k, count)
+
+
+def _addresses(a, b, out, count):
+    """The (3, count) matrix addresses of one pointer-array product, kept per base address and layout."""
     key = tuple((x.data.ptr, x.shape[:-2], x.strides[:-2], x.itemsize) for x in (a, b, out)) + (a.device.id,)
     pointers = _address_arrays.get(key)
     if pointers is None:
@@ -129,16 +136,47 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
         pointers = _address_arrays[key] = cupy.empty((3, count), np.uint64)
         raw_kernel(_POINTERS, "gemm_pointers", a.dtype)(
             (-(-count // 128),), (128,),
-            (_offsets_on_device(a, offsets_a), _offsets_on_device(b, offsets_b), _offsets_on_device(out, offsets_c),
+            (*(_offsets_on_device(x, _layout(x)[0]) for x in (a, b, out)),
              np.uint64(a.data.ptr), np.uint64(b.data.ptr), np.uint64(out.data.ptr), pointers, np.int32(count)))
-    p_a, p_b, p_c = (pointers.data.ptr + i * count * 8 for i in range(3))
+    return pointers, key
+
+
+def _gemm(triples, trans_a, trans_b, m, n, k, count):
+    """Every out = op(a) @ op(b) of `triples` (checked, one shape and row strides) in one cuBLAS call."""
+    from cupy_backends.cuda.libs import cublas
+
+    a, b, out = triples[0]
+    (_, stride_a, ld_a), (_, stride_b, ld_b), (_, stride_c, ld_c) = _layout(a), _layout(b), _layout(out)
+    one, zero = _ALPHA_BETA[a.dtype]
+    op_a, op_b = _OP_T if trans_a else _OP_N, _OP_T if trans_b else _OP_N
+    handle = cupy.cuda.device.get_cublas_handle()
+    cublas.setPointerMode(handle, _POINTER_MODE_HOST)
+    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: pass B first, and each
+    # row-major matrix is read as its column-major transpose (leading dimension = its row stride).
+    if len(triples) == 1 and None not in (stride_a, stride_b, stride_c):
+        if a.dtype == np.float64:
+            dtype, compute = _CUDA_R_64F, _COMPUTE_64F
+        else:
+            dtype, compute = _CUDA_R_32F, _COMPUTE_32F_FAST_TF32 if tf32() else _COMPUTE_32F
+        cublas.gemmStridedBatchedEx(
+            handle, op_b, op_a, n, m, k, one, b.data.ptr, dtype, ld_b, stride_b, a.data.ptr, dtype, ld_a,
+            stride_a, zero, out.data.ptr, dtype, ld_c, stride_c, count, compute, _GEMM_DEFAULT)
+        return
+    parts = [_addresses(x, y, z, count) for x, y, z in triples]
+    pointers = parts[0][0]
+    if len(parts) > 1:  # the pieces' address arrays side by side, kept like each of them
+        key = tuple(key for _, key in parts)
+        pointers = _address_arrays.get(key)
+        if pointers is None:
+            pointers = _address_arrays[key] = cupy.concatenate([p for p, _ in parts], axis=1)
+    total = count * len(parts)
+    p_a, p_b, p_c = (pointers.data.ptr + i * total * 8 for i in range(3))
     if a.dtype == np.float64:
-        cublas.dgemmBatched(handle, op_b, op_a, n, m, k, one, p_b, ld_b, p_a, ld_a, zero, p_c, ld_c, count)
-        return out
+        cublas.dgemmBatched(handle, op_b, op_a, n, m, k, one, p_b, ld_b, p_a, ld_a, zero, p_c, ld_c, total)
+        return
     math_mode = cublas.getMathMode(handle)
     cublas.setMathMode(handle, _TF32_TENSOR_OP_MATH if tf32() else _DEFAULT_MATH)
     try:
-        cublas.sgemmBatched(handle, op_b, op_a, n, m, k, one, p_b, ld_b, p_a, ld_a, zero, p_c, ld_c, count)
+        cublas.sgemmBatched(handle, op_b, op_a, n, m, k, one, p_b, ld_b, p_a, ld_a, zero, p_c, ld_c, total)
     finally:
         cublas.setMathMode(handle, math_mode)
-    return out
