@@ -98,7 +98,7 @@ extern "C" __global__ void NAME(INPUTS, T* __restrict__ OUT, long long n, int al
 
 def elementwise(name, inputs, params, expr):
     """A kernel y = expr over C-contiguous arrays named `inputs`, element index i, and
-    scalar `params` (a C parameter list). Returns run(dtype)(*arrays, *scalars) -> y.
+    scalar `params` (a C parameter list). Returns run(*arrays, *scalars) -> y, a new array.
 
     It moves 16 bytes per load, where CuPy's ElementwiseKernel moves one element per
     thread: on an H100 a ReLU backward over 100 MB took 113 us against 150 us, about

@@ -15,9 +15,9 @@ top-left alignment of torch's is_causal: query i sees keys 0..i.
 
 Causal products skip the upper-right quarter: the first half of the queries sees only the
 first half of the keys, so each product is two GEMMs over 3/4 of the full one's work, or
-one over its three blocks when they are equal (the halves below; on an H100 the seed model's attention GEMMs took 3.96 ms a step
-against 4.4). The row kernels read only the causal part of each row and write only the
-part that those products read.
+one GEMM over its three blocks when they are equal (the halves below). On an H100 the seed
+model's attention GEMMs took 3.96 ms a step against 4.4. The row kernels read only the
+causal part of each row and write only the part that those products read.
 """
 import numpy as np
 
