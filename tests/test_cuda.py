@@ -461,6 +461,12 @@ def test_lt_matmul_matches_cupy(dtype, trans_a, trans_b, monkeypatch):
         kernels.linear.matmul(a, a)
 
 
+def test_lt_matmul_leaves_a_shape_to_a_faster_plain_path():
+    a, b = cupy.asarray(rnd(48, 20)), cupy.asarray(rnd(20, 12, seed=1))
+    assert kernels.linear.matmul(a, b, fallback=lambda: None) is None  # nothing beats doing nothing
+    assert kernels.linear.matmul(a, b) is None  # decided once for the shape
+
+
 def test_linear_epilogue_kernel_honours_tf32_and_refuses_unaligned_input(monkeypatch):
     x = cupy.asarray(rnd(256, 384), dtype=np.float32)
     w, b = cupy.asarray(rnd(96, 384, seed=1), dtype=np.float32), cupy.asarray(rnd(96, seed=2), dtype=np.float32)

@@ -35,7 +35,7 @@ _EPILOGUE_DEFAULT, _EPILOGUE_RELU, _EPILOGUE_BIAS = 1, 2, 4  # RELU | BIAS: both
 _PREF_MAX_WORKSPACE_BYTES = 1
 _ALIGNMENT = 256  # the heuristics assume operands aligned this much (cuBLASLt's default preference)
 _WORKSPACE_BYTES = 8 << 20
-_CANDIDATES, _TUNING_RUNS = 8, 3  # algorithms timed per shape, once per process
+_CANDIDATES, _TUNING_RUNS = 32, 3  # algorithms timed per shape, once per process
 _ONE = {dt: np.ones((), dt) for dt in _TYPES}
 _ZERO = {dt: np.zeros((), dt) for dt in _TYPES}
 _ALPHA_BETA = {dt: (_ONE[dt].ctypes.data, _ZERO[dt].ctypes.data) for dt in _TYPES}
@@ -119,27 +119,23 @@ class _Plan:
         self.handle, self.workspace, self.bias = handle, workspace, ctypes.c_uint64(0)
         self.alpha, self.beta = _ALPHA_BETA[dtype]
 
-    def tune(self, a, b, out, bias):
-        """Keep the fastest of the candidate algorithms, timed on these operands; False if none runs.
+    def tune(self, a, b, out, bias, fallback=None):
+        """Keep the fastest of the candidate algorithms, timed on these operands. False if none
+        runs, or if `fallback` (the plain path's product, timed alongside) is faster still.
 
         cuBLASLt's first guess is not always its best (on the seed model's Linear GEMMs,
         timing its candidates took 0.6 ms off an fp32 step)."""
-        start, stop, timings = cupy.cuda.Event(), cupy.cuda.Event(), []
+        timings = [] if fallback is None else [(_elapsed_ms(fallback), -1)]
         for i in range(self.found):
             self.algo = ctypes.byref(self.candidates[i].algo)
             try:
-                self.run(a, b, out, bias)  # the first run of an algorithm also loads its kernel
+                timings.append((_elapsed_ms(lambda: self.run(a, b, out, bias)), i))
             except RuntimeError:
                 continue
-            start.record()
-            for _ in range(_TUNING_RUNS):
-                self.run(a, b, out, bias)
-            stop.record()
-            stop.synchronize()
-            timings.append((cupy.cuda.get_elapsed_time(start, stop), i))
-        if timings:
-            self.algo = ctypes.byref(self.candidates[min(timings)[1]].algo)
-        return bool(timings)
+        best = min(timings, default=(0, -1))[1]
+        if best >= 0:
+            self.algo = ctypes.byref(self.candidates[best].algo)
+        return best >= 0
 
     def run(self, a, b, out, bias):
         lib = _lib
@@ -154,9 +150,23 @@ class _Plan:
                                   cupy.cuda.get_current_stream().ptr), "Matmul")
 
 
-def matmul(a, b, trans_a=False, trans_b=False, bias=None, relu=False):
+def _elapsed_ms(fn):
+    """GPU time of _TUNING_RUNS calls of fn, after one call that also loads its kernels."""
+    fn()
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record()
+    for _ in range(_TUNING_RUNS):
+        fn()
+    stop.record()
+    stop.synchronize()
+    return cupy.cuda.get_elapsed_time(start, stop)
+
+
+def matmul(a, b, trans_a=False, trans_b=False, bias=None, relu=False, fallback=None):
     """op(a) @ op(b) (+ bias) (then ReLU) for C-contiguous 2-D arrays; op transposes.
-    None when cuBLASLt can't take it (then use the plain path)."""
+    None when cuBLASLt can't take it (then use the plain path). `fallback`, the plain
+    path's product as a function, competes in the shape's one-time tuning: when it wins,
+    this returns None for that shape from then on."""
     operands = (a, b) if bias is None else (a, b, bias)
     if a.dtype not in _TYPES or not _library():
         return None
@@ -173,7 +183,7 @@ def matmul(a, b, trans_a=False, trans_b=False, bias=None, relu=False):
                              f"{b.shape}{'.T' * trans_b}")
         plan = _Plan(*key)
         out = cupy.empty(plan.out_shape, a.dtype)
-        plan = _plans[key] = plan if plan.tune(a, b, out, bias) else None
+        plan = _plans[key] = plan if plan.tune(a, b, out, bias, fallback) else None
     if plan is None:
         return None
     out = cupy.empty(plan.out_shape, a.dtype)
