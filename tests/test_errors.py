@@ -114,6 +114,8 @@ def test_functional_argument_errors():
         F.layer_norm(tg.randn(2, 3), (4,))
     with pytest.raises(ValueError, match="4 features"):
         F.linear(tg.randn(2, 4), tg.randn(3, 5))
+    with pytest.raises(ValueError, match="activation must be None or 'relu', got 'gelu'"):
+        F.linear(tg.randn(2, 4), tg.randn(3, 4), activation="gelu")
 
 
 def test_gradcheck_reports_the_worst_element():
