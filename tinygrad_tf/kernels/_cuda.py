@@ -52,6 +52,12 @@ __device__ __forceinline__ float tg_sqrt(float a) { return __fsqrt_rn(a); }
 __device__ __forceinline__ double tg_sqrt(double a) { return __dsqrt_rn(a); }
 """
 
+_ONE = {dt: np.ones((), dt) for dt in CTYPES}
+_ZERO = {dt: np.zeros((), dt) for dt in CTYPES}
+# Host pointers to alpha = 1 and beta = 0 for cuBLAS and cuBLASLt, taken once: .ctypes costs
+# microseconds a call, and GEMMs run ~80 times a step on a host that is the bottleneck with TF32.
+ALPHA_BETA = {dt: (_ONE[dt].ctypes.data, _ZERO[dt].ctypes.data) for dt in CTYPES}
+
 WARPS_PER_BLOCK = 4
 _compiled = {}
 

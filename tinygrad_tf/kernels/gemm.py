@@ -15,18 +15,13 @@ import math
 import numpy as np
 
 from ..backend import cupy
-from ._cuda import raw_kernel, tf32
+from ._cuda import ALPHA_BETA, raw_kernel, tf32
 
 _OP_N, _OP_T = 0, 1
 _CUDA_R_32F, _CUDA_R_64F = 0, 1
 _COMPUTE_32F, _COMPUTE_32F_FAST_TF32, _COMPUTE_64F = 68, 77, 70
 _GEMM_DEFAULT, _POINTER_MODE_HOST = -1, 0
 _DEFAULT_MATH, _TF32_TENSOR_OP_MATH = 0, 3
-_ONE = {np.dtype("float32"): np.ones((), np.float32), np.dtype("float64"): np.ones((), np.float64)}
-_ZERO = {dt: np.zeros((), dt) for dt in _ONE}
-# Host pointers to alpha = 1 and beta = 0, taken once: .ctypes costs microseconds a call,
-# and this runs ~40 times a step on a host that is the bottleneck with TF32.
-_ALPHA_BETA = {dt: (_ONE[dt].ctypes.data, _ZERO[dt].ctypes.data) for dt in _ONE}
 _layouts = {}  # (shape, strides, itemsize) -> (offsets of the matrices, their common stride or None,
 #               leading dimension), in elements; or None
 _device_offsets = {}  # (batch shape, batch strides, device) -> those offsets in bytes, on the GPU
@@ -103,7 +98,7 @@ def matmul_pieces(pieces, trans_a=False, trans_b=False):
 
 def _checked(a, b, trans_a, trans_b, out):
     """(a, b, out, (m, n, k, count)) ready for _gemm; dims None when there is nothing to multiply."""
-    if a.dtype != b.dtype or a.dtype not in _ONE or a.ndim < 3 or a.shape[:-2] != b.shape[:-2]:
+    if a.dtype != b.dtype or a.dtype not in ALPHA_BETA or a.ndim < 3 or a.shape[:-2] != b.shape[:-2]:
         raise ValueError(f"batched matmul takes float32/float64 arrays with the same batch dims, "
                          f"got {a.shape} {a.dtype} and {b.shape} {b.dtype}")
     a, b = operand(a), operand(b)
@@ -147,7 +142,7 @@ def _gemm(triples, trans_a, trans_b, m, n, k, count):
 
     a, b, out = triples[0]
     (_, stride_a, ld_a), (_, stride_b, ld_b), (_, stride_c, ld_c) = _layout(a), _layout(b), _layout(out)
-    one, zero = _ALPHA_BETA[a.dtype]
+    one, zero = ALPHA_BETA[a.dtype]
     op_a, op_b = _OP_T if trans_a else _OP_N, _OP_T if trans_b else _OP_N
     handle = cupy.cuda.device.get_cublas_handle()
     cublas.setPointerMode(handle, _POINTER_MODE_HOST)

@@ -26,7 +26,7 @@ import ctypes
 import numpy as np
 
 from ..backend import cupy
-from ._cuda import tf32
+from ._cuda import ALPHA_BETA, tf32
 
 _OP_N, _OP_T = 0, 1
 _TYPES = {np.dtype("float32"): (0, 68, 77), np.dtype("float64"): (1, 70, 70)}  # data, compute, TF32 compute
@@ -36,9 +36,6 @@ _PREF_MAX_WORKSPACE_BYTES = 1
 _ALIGNMENT = 256  # the heuristics assume operands aligned this much (cuBLASLt's default preference)
 _WORKSPACE_BYTES = 8 << 20
 _CANDIDATES, _TUNING_RUNS = 32, 3  # algorithms timed per shape, once per process
-_ONE = {dt: np.ones((), dt) for dt in _TYPES}
-_ZERO = {dt: np.zeros((), dt) for dt in _TYPES}
-_ALPHA_BETA = {dt: (_ONE[dt].ctypes.data, _ZERO[dt].ctypes.data) for dt in _TYPES}
 
 
 class _HeuristicResult(ctypes.Structure):
@@ -117,7 +114,7 @@ class _Plan:
         self.found = found.value if status == 0 else 0
         self.algo = ctypes.byref(self.candidates[0].algo)
         self.handle, self.workspace, self.bias = handle, workspace, ctypes.c_uint64(0)
-        self.alpha, self.beta = _ALPHA_BETA[dtype]
+        self.alpha, self.beta = ALPHA_BETA[dtype]
 
     def tune(self, a, b, out, bias, fallback=None):
         """Keep the fastest of the candidate algorithms, timed on these operands. False if none
