@@ -5,7 +5,8 @@
     python benchmarks/bench_train.py --device cuda --tf32          # TF32 GEMMs for both sides
     python benchmarks/bench_train.py --device cpu --preset cpu --steps 30 --warmup 5
 
-Rows: ours (tinygrad_tf GPT + AdamW), torch_lecture (Karpathy's per-head modules),
+Rows: ours (tinygrad_tf GPT + AdamW), ours_graph (the same step's forward and backward
+captured once as a CUDA graph and replayed, tg.cuda.CUDAGraph), torch_lecture (Karpathy's per-head modules),
 torch_sdpa (batched heads, F.scaled_dot_product_attention) and, with --compile on a GPU,
 torch_compile (torch.compile of torch_sdpa). Every row trains from the same initial
 weights on the same batches (random tokens unless --data is given), so the loss before
@@ -45,7 +46,7 @@ VOCAB = 65
 LR = 3e-4
 # Dense peak FLOP/s of an H100 SXM (the H200 has the same compute): the number MFU divides by.
 PEAK_TFLOPS = {"float32": 67.0, "tf32": 495.0, "float64": 34.0}
-ROWS = ("ours", "torch_lecture", "torch_sdpa", "torch_compile")
+ROWS = ("ours", "ours_graph", "torch_lecture", "torch_sdpa", "torch_compile")
 
 
 def parse_args(argv=None):
@@ -156,7 +157,34 @@ def make_step(forward, opt, batches):
     return step
 
 
-def run_ours(args, cfg, batches, weights, vocab, variant="all"):
+def make_graph_step(model, opt, batches):
+    """make_step's step, replayed from a CUDA graph (tg.cuda.CUDAGraph): the first call is an
+    eager step and the capture; later calls copy the batch into the captured inputs, replay
+    (loss and grads) and step the optimizer eagerly."""
+    import tinygrad_tf as tg
+    held = {}
+
+    def step(i):
+        bx, by = batches[i % len(batches)]
+        if not held:
+            x, y = (tg.tensor(t.numpy(), device=t.device) for t in (bx, by))  # the graph's own inputs
+            loss = make_step(model, opt, [(x, y)])(0)  # warm-up: compiles, times GEMM algorithms
+            opt.zero_grad()
+            held.update(graph=tg.cuda.CUDAGraph(), x=x, y=y)
+            with tg.cuda.graph(held["graph"]):
+                _, held["loss"] = model(x, y)
+                held["loss"].backward()
+            return loss
+        held["x"].copy_(bx)
+        held["y"].copy_(by)
+        held["graph"].replay()
+        opt.step()
+        return held["loss"]
+    step.held = held
+    return step
+
+
+def run_ours(args, cfg, batches, weights, vocab, variant="all", graph=False):
     import tinygrad_tf as tg
     from tinygrad_tf import kernels, optim
     from tinygrad_tf.models.gpt import GPT, GPTConfig
@@ -178,7 +206,7 @@ def run_ours(args, cfg, batches, weights, vocab, variant="all"):
     else:
         sync = lambda: None  # noqa: E731
 
-    step = make_step(model, opt, data)
+    step = (make_graph_step if graph else make_step)(model, opt, data)
     model.eval()
     with tg.no_grad():
         loss0 = model(*data[0])[1].item()
@@ -186,9 +214,12 @@ def run_ours(args, cfg, batches, weights, vocab, variant="all"):
     times, last, warm_s = _time_steps(step, sync, args.steps, args.warmup)
     row = dict(loss0=loss0, loss_last=float(last.item()), **_summarise(times, warm_s))
     if dev == "cuda":
-        row["peak_mem_bytes"] = _cupy_peak_used(step, sync)
-        row["reserved_mem_bytes"] = int(pool.total_bytes())
-        if args.profile and variant == "all":
+        graph_bytes = int(step.held["graph"].pool.total_bytes()) if graph else 0  # all the graph's own
+        row["peak_mem_bytes"] = _cupy_peak_used(step, sync) + graph_bytes
+        row["reserved_mem_bytes"] = int(pool.total_bytes()) + graph_bytes
+        if args.profile and graph:
+            row["profile"] = profile_kernels(step, sync)
+        elif args.profile and variant == "all":
             row["profile"] = profile_kernels(step, sync)
             one = make_step(model, opt, [(tg.tensor(x[:1], device=dev), tg.tensor(y[:1], device=dev))
                                          for x, y in batches])
@@ -554,8 +585,8 @@ def run_row(args, cfg, batches, weights, vocab, name):
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         if name.startswith("ours"):
-            variant = name.split(":", 1)[1] if ":" in name else "all"
-            row = run_ours(args, cfg, batches, weights, vocab, variant)
+            kind, _, variant = name.partition(":")
+            row = run_ours(args, cfg, batches, weights, vocab, variant or "all", graph=kind == "ours_graph")
         else:
             row = run_torch(args, cfg, batches, weights, vocab, name)
     except Exception as e:  # noqa: BLE001 - reported in the table, e.g. torch.compile failing
@@ -662,9 +693,10 @@ def main(argv=None):
                    if args.device == "cuda" else "CPU: ru_maxrss of the row's subprocess minus after imports"),
         "rows": rows,
     }
-    if "ours" in by_name:
+    for name, prefix in (("ours", ""), ("ours_graph", "graph_")):
         for key in ("ratio_vs_torch_sdpa", "ratio_vs_torch_lecture"):
-            result[key] = by_name["ours"].get(key)
+            if name in by_name:
+                result[prefix + key] = by_name[name].get(key)
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / \
         f"{args.device}-{args.preset}-{args.precision}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,10 +7,16 @@ queued before it: a stall in the middle of each training step (measured on an H1
 (min, max) pair is copied back asynchronously, and checked at the next check or, at the
 latest, when a value is read back (Tensor.item/numpy/tolist, tg.cuda.synchronize), as
 CUDA reports its own kernel errors late.
+
+Inside a CUDA graph capture (cuda_graph.py) the copy is captured, not the check: the graph
+keeps the (copy, report) pairs and hands them to arm() after each replay.
 """
+import contextlib
+
 from .backend import cupy, is_cuda_array
 
 _pending = []  # (event, pinned host copy of (lo, hi), report), oldest first
+_captured = None  # a list while a CUDA graph is captured: its (pinned host copy, report) pairs
 
 
 def check(index, report):
@@ -27,7 +33,12 @@ def check(index, report):
     import cupyx
     bounds = cupy.stack((index.min(), index.max()))
     host = cupyx.empty_pinned((2,), bounds.dtype)  # pinned: the copy is truly asynchronous
-    bounds.get(out=host, blocking=False)
+    runtime = cupy.cuda.runtime  # not bounds.get(): CuPy refuses a device-to-host copy in a graph capture
+    runtime.memcpyAsync(host.ctypes.data, bounds.data.ptr, bounds.nbytes, runtime.memcpyDeviceToHost,
+                        cupy.cuda.get_current_stream().ptr)
+    if _captured is not None:
+        _captured.append((host, report))
+        return
     event = cupy.cuda.Event(disable_timing=True)
     event.record()
     _pending.append((event, host, report))
@@ -42,3 +53,21 @@ def raise_ready(wait=False):
         event.synchronize()
         del _pending[0]
         report(int(host[0]), int(host[1]))
+
+
+@contextlib.contextmanager
+def captured():
+    """Inside: checks are collected into the yielded list instead of being queued."""
+    global _captured
+    _captured = []
+    try:
+        yield _captured
+    finally:
+        _captured = None
+
+
+def arm(checks):
+    """Queue a graph's checks after one of its replays (each replay rewrites their host copies)."""
+    event = cupy.cuda.Event(disable_timing=True)
+    event.record()
+    _pending.extend((event, host, report) for host, report in checks)

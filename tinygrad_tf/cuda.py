@@ -1,5 +1,6 @@
-"""tg.cuda.is_available(), device_count() and synchronize(), as torch.cuda."""
+"""tg.cuda.is_available(), device_count(), synchronize(), CUDAGraph and graph, as torch.cuda."""
 from .backend import cuda_available as is_available  # noqa: F401
+from .cuda_graph import CUDAGraph, graph  # noqa: F401
 
 
 def device_count():

@@ -152,6 +152,22 @@ class Tensor:
     def detach(self):
         return Tensor._wrap(self.data)
 
+    def copy_(self, src):
+        """Write src's values into this tensor's memory, cast to its dtype and moved to its device,
+        broadcast to its shape (PyTorch's copy_). How a captured CUDA graph gets new inputs."""
+        if self.requires_grad and autograd.is_grad_enabled():
+            raise RuntimeError("copy_ would change a tensor that requires grad; do it under tg.no_grad()")
+        data = src.data if isinstance(src, Tensor) else np.asarray(src)
+        try:
+            fits = np.broadcast_shapes(data.shape, self.shape) == self.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"copy_: the source's shape {tuple(data.shape)} does not broadcast to "
+                             f"this tensor's shape {self.shape}")
+        self.data[...] = backend.to_device(data, self.device)
+        return self
+
     def retain_grad(self):
         """Keep .grad on a non-leaf tensor too (leaves always keep it)."""
         if self._ctx is not None:

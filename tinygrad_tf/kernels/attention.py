@@ -24,7 +24,7 @@ import numpy as np
 from ..backend import cupy
 from . import gemm
 from ._cuda import launch_rows, raw_kernel, scalar
-from .random import keep_scale
+from .random import keep_scale, shift
 
 _SOURCE = r"""
 // rows = batch * Tq rows of n = Tk scores; row r is query (r % tq) and sees keys 0..(r % tq).
@@ -38,7 +38,9 @@ __device__ __forceinline__ int tg_width(long long row, int tq, int n, int h, int
 }
 
 extern "C" __global__ void attn_fwd(T* S, T* LSE, long long rows, int n, int tq, int h, int kh, T scale,
-                                    T p, T keep, unsigned long long seed, int dropout) {
+                                    T p, T keep, unsigned long long seed, const unsigned long long* shift,
+                                    int dropout) {
+    seed += *shift;  // random.py: nonzero in a replayed CUDA graph
     long long row = tg_warp_row();
     int lane = tg_lane();
     if (row >= rows) return;
@@ -60,7 +62,9 @@ extern "C" __global__ void attn_fwd(T* S, T* LSE, long long rows, int n, int tq,
 
 // S (scores) -> P in place, and Pd = dropout(P) when dropout is on.
 extern "C" __global__ void attn_recompute(T* S, T* PD, const T* LSE, long long rows, int n, int tq, int h, int kh,
-                                          T scale, T p, T keep, unsigned long long seed, int dropout) {
+                                          T scale, T p, T keep, unsigned long long seed, const unsigned long long* shift,
+                                    int dropout) {
+    seed += *shift;  // random.py: nonzero in a replayed CUDA graph
     long long row = tg_warp_row();
     int lane = tg_lane();
     if (row >= rows) return;
@@ -76,7 +80,9 @@ extern "C" __global__ void attn_recompute(T* S, T* PD, const T* LSE, long long r
 
 // G (gradient of the dropped-out weights) -> gradient of the scores times scale, in place.
 extern "C" __global__ void attn_bwd(T* G, const T* P, long long rows, int n, int tq, int h, int kh, T scale,
-                                    T p, T keep, unsigned long long seed, int dropout) {
+                                    T p, T keep, unsigned long long seed, const unsigned long long* shift,
+                                    int dropout) {
+    seed += *shift;  // random.py: nonzero in a replayed CUDA graph
     long long row = tg_warp_row();
     int lane = tg_lane();
     if (row >= rows) return;
@@ -109,9 +115,9 @@ def supports(q, k, v):
             and q.dtype in (np.float32, np.float64))
 
 
-def _dropout_args(p, seed, dtype):
-    return (scalar(dtype, p), keep_scale(p, dtype) if p else scalar(dtype, 1), np.uint64(seed or 0),
-            np.int32(1 if p else 0))
+def _dropout_args(p, seed, s):
+    return (scalar(s.dtype, p), keep_scale(p, s.dtype) if p else scalar(s.dtype, 1), np.uint64(seed or 0),
+            shift(s.device.id), np.int32(1 if p else 0))
 
 
 _SPLIT_MIN_ROWS = 64  # below this a second GEMM launch costs more than the quarter it skips
@@ -182,7 +188,7 @@ def forward(q, k, v, scale, p=0.0, seed=0):
     lse = cupy.empty(s.shape[:2], s.dtype)
     launch_rows(raw_kernel(_SOURCE, "attn_fwd", s.dtype), rows,
                 (s, lse, np.int64(rows), np.int32(tk), np.int32(tq), *_read_width(tq, tk), scalar(s.dtype, scale),
-                 *_dropout_args(p, seed, s.dtype)))
+                 *_dropout_args(p, seed, s)))
     out = _causal_nn(weights, v, cupy.empty_like(q, shape=q.shape[:-1] + v.shape[-1:]))  # in q's memory order
     return out, (q, k, v, lse, scale, p, seed)
 
@@ -196,7 +202,7 @@ def backward(g, saved, needs=(True, True, True)):
     rows = s.shape[0] * tq
     pd = cupy.empty_like(weights) if p else weights
     args = (np.int64(rows), np.int32(tk), np.int32(tq), *_read_width(tq, tk), scalar(s.dtype, scale),
-            *_dropout_args(p, seed, s.dtype))
+            *_dropout_args(p, seed, s))
     launch_rows(raw_kernel(_SOURCE, "attn_recompute", s.dtype), rows, (s, pd, lse) + args)
     gv = _causal_tn(pd, g, cupy.empty_like(v)) if needs[2] else None
     del pd

@@ -2,17 +2,18 @@
 
 Forward and backward are the same kernel (the gradient is masked and scaled exactly as
 the input was), so nothing but the seed is kept between them: no mask array, and no
-separate random-number pass."""
+separate random-number pass. The mask hashes seed + shift, a device word (random.shift)."""
 import numpy as np
 
 from ..backend import cupy
 from ._cuda import elementwise
-from .random import keep_scale
+from .random import keep_scale, shift
 
-_kernel = elementwise("tg_dropout", ("x",), "unsigned long long seed, T p, T scale",
-                      "tg_uniform<T>(seed, (unsigned long long)i) >= p ? x * scale : (T)0")
+_kernel = elementwise("tg_dropout", ("x",), "unsigned long long seed, const unsigned long long* shift, T p, T scale",
+                      "tg_uniform<T>(seed + *shift, (unsigned long long)i) >= p ? x * scale : (T)0")
 
 
 def apply(x, p, seed):
     """x * mask / (1 - p), with the mask of `seed` over x's C-ordered elements."""
-    return _kernel(cupy.ascontiguousarray(x), np.uint64(seed), x.dtype.type(p), keep_scale(p, x.dtype))
+    return _kernel(cupy.ascontiguousarray(x), np.uint64(seed), shift(x.device.id), x.dtype.type(p),
+                   keep_scale(p, x.dtype))

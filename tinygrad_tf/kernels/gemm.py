@@ -1,9 +1,11 @@
-"""Batched matrix products through cuBLAS, honouring CUPY_TF32, on operands where they lie.
+"""Matrix products, 2-D and batched, through cuBLAS (kernels/cublas.py), honouring CUPY_TF32,
+on operands where they lie; they can be captured in a CUDA graph, unlike cupy.matmul's.
 
 cupy.matmul on arrays of more than two dimensions computes float32 products in plain
 float32 (it ignores CUPY_TF32) and copies operands that are not contiguous. Here the
 transposes are cuBLAS's op flags, the compute type follows CUPY_TF32 as CuPy's 2-D GEMMs
 do, and any operand whose rows have a unit last stride is used where it lies:
+- one matrix: the plain GEMM;
 - matrices one stride apart: the strided-batched GEMM;
 - otherwise, e.g. the (B, H, T, d) head views of (B, T, H*d) projections, whose matrices
   are two strides apart: the pointer-array GEMM, with each matrix's address computed on
@@ -15,19 +17,17 @@ import math
 import numpy as np
 
 from ..backend import cupy
-from ._cuda import ALPHA_BETA, raw_kernel, tf32
+from . import cublas
+from ._cuda import ALPHA_BETA, raw_kernel
 
-_OP_N, _OP_T = 0, 1
-_CUDA_R_32F, _CUDA_R_64F = 0, 1
-_COMPUTE_32F, _COMPUTE_32F_FAST_TF32, _COMPUTE_64F = 68, 77, 70
-_GEMM_DEFAULT, _POINTER_MODE_HOST = -1, 0
-_DEFAULT_MATH, _TF32_TENSOR_OP_MATH = 0, 3
 _layouts = {}  # (shape, strides, itemsize) -> (offsets of the matrices, their common stride or None,
 #               leading dimension), in elements; or None
 _device_offsets = {}  # (batch shape, batch strides, device) -> those offsets in bytes, on the GPU
 # The matrix addresses of a pointer-array GEMM are a pure function of the three base
 # addresses and layouts, and CuPy's pool hands a training step the same addresses every
 # step: kept, they save a launch per GEMM (~25 us of host time each on the H100 machine).
+# Not while a CUDA graph is captured: the graph would read arrays the cache may drop and
+# another owner reuse, so it computes its own (a launch per replay).
 _address_arrays = {}
 _MAX_ADDRESS_ARRAYS = 512  # x 3 x batch x 8 bytes: at most ~5 MiB for the seed model
 
@@ -45,7 +45,7 @@ def _compute_layout(shape, strides, item):
     rows, cols = shape[-2], shape[-1]
     if strides[-1] != item or any(st % item for st in strides[:-1]) or (rows > 1 and strides[-2] < cols * item):
         return None  # rows must have a unit stride and must not overlap
-    index = np.indices(shape[:-2]).reshape(len(shape) - 2, -1)
+    index = np.indices(shape[:-2]).reshape(len(shape) - 2, math.prod(shape[:-2]))  # 2-D: one matrix
     offsets = (np.asarray(strides[:-2], np.int64)[:, None] * index).sum(axis=0) // item
     steps = np.diff(offsets)
     stride = 0 if len(offsets) <= 1 else (int(steps[0]) if (steps == steps[0]).all() else None)
@@ -98,8 +98,8 @@ def matmul_pieces(pieces, trans_a=False, trans_b=False):
 
 def _checked(a, b, trans_a, trans_b, out):
     """(a, b, out, (m, n, k, count)) ready for _gemm; dims None when there is nothing to multiply."""
-    if a.dtype != b.dtype or a.dtype not in ALPHA_BETA or a.ndim < 3 or a.shape[:-2] != b.shape[:-2]:
-        raise ValueError(f"batched matmul takes float32/float64 arrays with the same batch dims, "
+    if a.dtype != b.dtype or a.dtype not in ALPHA_BETA or a.ndim < 2 or a.shape[:-2] != b.shape[:-2]:
+        raise ValueError(f"matmul takes float32/float64 arrays of 2 or more dims with the same batch dims, "
                          f"got {a.shape} {a.dtype} and {b.shape} {b.dtype}")
     a, b = operand(a), operand(b)
     batch = a.shape[:-2]
@@ -121,14 +121,20 @@ def _checked(a, b, trans_a, trans_b, out):
     return a, b, out, (m, n, k, count)
 
 
+def _address_cache():
+    """The kept address arrays; a throwaway dict while the current stream is being captured."""
+    return {} if cupy.cuda.get_current_stream().is_capturing() else _address_arrays
+
+
 def _addresses(a, b, out, count):
     """The (3, count) matrix addresses of one pointer-array product, kept per base address and layout."""
     key = tuple((x.data.ptr, x.shape[:-2], x.strides[:-2], x.itemsize) for x in (a, b, out)) + (a.device.id,)
-    pointers = _address_arrays.get(key)
+    cache = _address_cache()
+    pointers = cache.get(key)
     if pointers is None:
-        if len(_address_arrays) >= _MAX_ADDRESS_ARRAYS:
-            _address_arrays.clear()
-        pointers = _address_arrays[key] = cupy.empty((3, count), np.uint64)
+        if len(cache) >= _MAX_ADDRESS_ARRAYS:
+            cache.clear()
+        pointers = cache[key] = cupy.empty((3, count), np.uint64)
         raw_kernel(_POINTERS, "gemm_pointers", a.dtype)(
             (-(-count // 128),), (128,),
             (*(_offsets_on_device(x, _layout(x)[0]) for x in (a, b, out)),
@@ -138,40 +144,26 @@ def _addresses(a, b, out, count):
 
 def _gemm(triples, trans_a, trans_b, m, n, k, count):
     """Every out = op(a) @ op(b) of `triples` (checked, one shape and row strides) in one cuBLAS call."""
-    from cupy_backends.cuda.libs import cublas
-
     a, b, out = triples[0]
     (_, stride_a, ld_a), (_, stride_b, ld_b), (_, stride_c, ld_c) = _layout(a), _layout(b), _layout(out)
-    one, zero = ALPHA_BETA[a.dtype]
-    op_a, op_b = _OP_T if trans_a else _OP_N, _OP_T if trans_b else _OP_N
-    handle = cupy.cuda.device.get_cublas_handle()
-    cublas.setPointerMode(handle, _POINTER_MODE_HOST)
+    op_a, op_b = cublas.OP_T if trans_a else cublas.OP_N, cublas.OP_T if trans_b else cublas.OP_N
     # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: pass B first, and each
     # row-major matrix is read as its column-major transpose (leading dimension = its row stride).
+    if len(triples) == 1 and count == 1:
+        cublas.gemm(a.dtype, op_b, op_a, n, m, k, b.data.ptr, ld_b, a.data.ptr, ld_a, out.data.ptr, ld_c)
+        return
     if len(triples) == 1 and None not in (stride_a, stride_b, stride_c):
-        if a.dtype == np.float64:
-            dtype, compute = _CUDA_R_64F, _COMPUTE_64F
-        else:
-            dtype, compute = _CUDA_R_32F, _COMPUTE_32F_FAST_TF32 if tf32() else _COMPUTE_32F
-        cublas.gemmStridedBatchedEx(
-            handle, op_b, op_a, n, m, k, one, b.data.ptr, dtype, ld_b, stride_b, a.data.ptr, dtype, ld_a,
-            stride_a, zero, out.data.ptr, dtype, ld_c, stride_c, count, compute, _GEMM_DEFAULT)
+        cublas.gemm_strided_batched(a.dtype, op_b, op_a, n, m, k, b.data.ptr, ld_b, stride_b, a.data.ptr, ld_a,
+                                    stride_a, out.data.ptr, ld_c, stride_c, count)
         return
     parts = [_addresses(x, y, z, count) for x, y, z in triples]
     pointers = parts[0][0]
     if len(parts) > 1:  # the pieces' address arrays side by side, kept like each of them
         key = tuple(key for _, key in parts)
-        pointers = _address_arrays.get(key)
+        cache = _address_cache()
+        pointers = cache.get(key)
         if pointers is None:
-            pointers = _address_arrays[key] = cupy.concatenate([p for p, _ in parts], axis=1)
+            pointers = cache[key] = cupy.concatenate([p for p, _ in parts], axis=1)
     total = count * len(parts)
     p_a, p_b, p_c = (pointers.data.ptr + i * total * 8 for i in range(3))
-    if a.dtype == np.float64:
-        cublas.dgemmBatched(handle, op_b, op_a, n, m, k, one, p_b, ld_b, p_a, ld_a, zero, p_c, ld_c, total)
-        return
-    math_mode = cublas.getMathMode(handle)
-    cublas.setMathMode(handle, _TF32_TENSOR_OP_MATH if tf32() else _DEFAULT_MATH)
-    try:
-        cublas.sgemmBatched(handle, op_b, op_a, n, m, k, one, p_b, ld_b, p_a, ld_a, zero, p_c, ld_c, total)
-    finally:
-        cublas.setMathMode(handle, math_mode)
+    cublas.gemm_batched(a.dtype, op_b, op_a, n, m, k, p_b, ld_b, p_a, ld_a, p_c, ld_c, total)

@@ -4,12 +4,21 @@ A mask made this way needs no memory between forward and backward (backward hash
 again) and no cuRAND call. Seeds come from a host-side stream started from
 tg.manual_seed's seed and the device, so asking for one never waits for the GPU; the
 stream restarts when tg.manual_seed replaces the device's generator, so seeded runs
-repeat exactly."""
+repeat exactly.
+
+The kernels hash seed + shift, where shift is a word in device memory read when the kernel
+runs (see shift()): zero, except in a captured CUDA graph, whose seeds are baked into its
+launches and whose replays each draw new masks by advancing the graph's own shift."""
+import contextlib
+
 import numpy as np
 
 from .. import backend
+from ..backend import cupy
 
 _sources = {}  # device id -> (the device generator it follows, NumPy generator of seeds)
+_zero_shifts = {}  # device id -> a uint64 zero in device memory that nothing writes
+_graph_shift = None  # while a CUDA graph is captured: that graph's shift word
 _GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
@@ -20,6 +29,43 @@ def next_seed(generator, device_id):
         seed = backend.initial_seed()  # None until manual_seed: then fresh entropy
         held = _sources[device_id] = (generator, np.random.default_rng(None if seed is None else (seed, device_id)))
     return int(held[1].integers(0, 2**63 - 1))
+
+
+def shift(device_id):
+    """The device word (a 1-element uint64 array) that the dropout kernels add to their seed."""
+    if _graph_shift is not None:
+        return _graph_shift
+    word = _zero_shifts.get(device_id)
+    if word is None:
+        with cupy.cuda.Device(device_id):
+            word = _zero_shifts[device_id] = cupy.zeros(1, np.uint64)
+    return word
+
+
+_ADVANCE = r"""extern "C" __global__ void tg_advance_shift(unsigned long long* word) { word[0] += 1ull; }"""
+_advance = []  # the compiled kernel, once
+
+
+def graph_shift():
+    """A new shift word for a CUDA graph (cuda_graph.py), made before its capture begins; the
+    kernel that advances it is compiled here too, as a capture can't load code."""
+    if not _advance:
+        _advance.append(cupy.RawKernel(_ADVANCE, "tg_advance_shift"))
+        _advance[0].compile()
+    return cupy.zeros(1, np.uint64)
+
+
+@contextlib.contextmanager
+def shifted(word):
+    """Inside a graph capture: the kernels launched use `word`, and the first thing captured is
+    adding one to it, so each replay draws new masks."""
+    global _graph_shift
+    _advance[0]((1,), (1,), (word,))
+    _graph_shift = word
+    try:
+        yield
+    finally:
+        _graph_shift = None
 
 
 def uniform(seed, shape, dtype, xp=np):

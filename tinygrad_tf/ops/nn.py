@@ -221,7 +221,7 @@ class Linear(Function):
         self.lt = kernels.use("linear", x)
         out = kernels.linear.matmul(self.x2, weight, trans_b=True, bias=bias, relu=relu) if self.lt else None
         if out is None:
-            out = self.x2 @ weight.T
+            out = self._plain(self.x2, weight, trans_b=True)
             if bias is not None:
                 out += bias
             if relu:
@@ -243,9 +243,16 @@ class Linear(Function):
         own choice timed faster for this shape: for the weight gradients (k = rows) cuBLAS's
         split-K GEMMs beat cuBLASLt's first eight candidates (fp32 H100: 6.8 against 9.5 ms a step)."""
         def plain():
-            return (a.T if trans_a else a) @ b
+            return self._plain(a, b, trans_a)
         out = kernels.linear.matmul(a, b, trans_a, fallback=plain) if self.lt else None
         return plain() if out is None else out
+
+    def _plain(self, a, b, trans_a=False, trans_b=False):
+        """op(a) @ op(b) by cuBLAS: on the GPU through kernels/gemm.py (which a CUDA graph can
+        capture, unlike cupy.matmul), else xp's @."""
+        if self.lt:
+            return kernels.gemm.matmul(a, b, trans_a, trans_b)
+        return (a.T if trans_a else a) @ (b.T if trans_b else b)
 
 
 class Attention(Function):
