@@ -64,6 +64,8 @@ def parse_args(argv=None):
     p.add_argument("--beta1", type=float, default=0.9)
     p.add_argument("--beta2", type=float, default=0.999)
     p.add_argument("--grad-clip", type=float, default=0.0, help="clip the global grad norm (0: off)")
+    p.add_argument("--no-cuda-graph", action="store_true",
+                   help="GPU: run every step eagerly instead of replaying it as a captured CUDA graph")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
     args = p.parse_args(argv)
     for key, value in PRESETS[args.preset].items():
@@ -105,6 +107,42 @@ def save_checkpoint(path, model, optimizer, sampler, tokenizer, args, it, elapse
              "best_val_loss": best_val,
              "args": {k: v for k, v in vars(args).items() if v is None or isinstance(v, (int, float, str, bool))}},
             path)
+
+
+def make_train_step(model, optimizer, args):
+    """step(x, y) -> loss: forward and backward of one batch, leaving the grads in each .grad.
+
+    On a GPU (unless --no-cuda-graph) the two are captured once as a CUDA graph and each
+    step replays it: one launch instead of ~450, whose Python and driver time would
+    otherwise keep the GPU waiting (tinygrad_tf/cuda_graph.py). The capture follows a
+    warm-up forward and backward on a batch of zeros, which updates nothing."""
+    device = args.device
+
+    def eager(x, y):
+        _, loss = model(tg.tensor(x, device=device), tg.tensor(y, device=device))
+        optimizer.zero_grad()
+        loss.backward()
+        return loss
+
+    if device == "cpu" or args.no_cuda_graph:
+        return eager
+    xs, ys = (tg.zeros((args.batch_size, args.block_size), dtype=tg.int64, device=device) for _ in range(2))
+    eager(xs.numpy(), ys.numpy())  # warm-up: compiles kernels, picks GEMM algorithms
+    optimizer.zero_grad()
+    graph = tg.cuda.CUDAGraph()
+    with tg.cuda.graph(graph):
+        _, loss = model(xs, ys)
+        loss.backward()
+    grads = [(p, p.grad) for p in model.parameters()]  # what each replay rewrites
+
+    def replay(x, y):
+        xs.copy_(x)
+        ys.copy_(y)
+        graph.replay()
+        for p, g in grads:  # the graph's grads, also after clip_grad_norm_ replaced them last step
+            p.grad = g
+        return loss
+    return replay
 
 
 def plot_losses(log_path, png_path):
@@ -193,6 +231,8 @@ def main(argv=None):
     if state is None and log_path.exists():
         log_path.unlink()  # a fresh run starts a fresh log
 
+    tg.manual_seed(args.seed)  # the captured dropout seeds: the same in a fresh and a resumed run
+    train_step = make_train_step(model, optimizer, args)
     tokens_per_step = args.batch_size * args.block_size
     it, window_start, window_tokens = start, time.perf_counter(), 0
     progress = None
@@ -241,10 +281,7 @@ def main(argv=None):
             for group in optimizer.param_groups:
                 group["lr"] = cosine_with_warmup(it, args.lr, min(args.warmup_iters, args.max_iters),
                                                  args.max_iters, args.min_lr)
-            x, y = sampler.sample()
-            _, loss = model(tg.tensor(x, device=args.device), tg.tensor(y, device=args.device))
-            optimizer.zero_grad()
-            loss.backward()
+            loss = train_step(*sampler.sample())
             if args.grad_clip > 0:
                 tg.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             optimizer.step()

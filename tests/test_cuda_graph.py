@@ -94,6 +94,11 @@ def test_replays_draw_new_dropout_masks():
         assert abs((out == 0).mean() - 0.5) < 0.02
         masks.append(out == 0)
     assert (masks[0] != masks[1]).any() and (masks[1] != masks[2]).any()
+    for seed in (5, 5):  # replays follow tg.manual_seed like eager dropout does
+        tg.manual_seed(seed)
+        g.replay()
+        masks.append(y.numpy() == 0)
+    assert (masks[3] == masks[4]).all() and (masks[3] != masks[2]).any()
     assert krandom.shift(0).get()[0] == 0  # eager kernels still see a zero shift
     z = F.dropout(x, 0.5)
     assert set(np.unique(z.numpy())) <= {0.0, 2.0}

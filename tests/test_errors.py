@@ -136,3 +136,36 @@ def test_gradcheck_reports_the_worst_element():
 def test_gradcheck_insists_on_float64():
     with pytest.raises(TypeError, match="float64"):
         tg.gradcheck(lambda a: a * 2, (tg.randn(3, requires_grad=True),))
+
+
+@pytest.mark.skipif(tg.cuda.is_available(), reason="checks the message on machines without a GPU")
+def test_cuda_graph_without_gpu_says_why():
+    g = tg.cuda.CUDAGraph()
+    with pytest.raises(RuntimeError, match="CUDA graphs need a GPU"):
+        with tg.cuda.graph(g):
+            pass
+    with pytest.raises(RuntimeError, match="needs a captured graph"):
+        g.replay()
+
+
+def test_copy_writes_in_place_casts_and_broadcasts():
+    t = tg.zeros(2, 3)
+    data = t.data
+    assert t.copy_(np.arange(3)) is t and t.data is data  # the same memory: what a CUDA graph reads
+    np.testing.assert_array_equal(t.numpy(), [[0, 1, 2], [0, 1, 2]])
+    assert t.dtype == np.float32
+    t.copy_(tg.tensor([[5.0], [6.0]], dtype=tg.float64))
+    np.testing.assert_array_equal(t.numpy(), [[5, 5, 5], [6, 6, 6]])
+
+
+def test_copy_names_bad_shapes_and_refuses_grad_leaves():
+    with pytest.raises(ValueError, match=r"source's shape \(3, 2\) does not broadcast to this tensor's shape \(2, 3\)"):
+        tg.zeros(2, 3).copy_(np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"\(2, 3\) does not broadcast to this tensor's shape \(3,\)"):
+        tg.zeros(3).copy_(np.ones((2, 3)))  # broadcastable together, but not to the destination's shape
+    w = tg.zeros(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="requires grad; do it under tg.no_grad"):
+        w.copy_([1.0, 2.0])
+    with tg.no_grad():
+        w.copy_([1.0, 2.0])
+    np.testing.assert_array_equal(w.detach().numpy(), [1, 2])

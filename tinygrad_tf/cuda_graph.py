@@ -24,13 +24,16 @@ kernels, times GEMM algorithms and uploads constants, which can't happen in a ca
 Three things would go stale, and are handled:
 - Memory: arrays made during the capture come from a memory pool of the graph's own, so
   nothing allocated between replays can take their place.
-- Dropout: the seeds are baked into the launches. The masks hash seed + a device word
-  that each replay first advances (kernels/random.py). So each replay draws new masks.
+- Dropout: the seeds are baked into the launches. The masks hash seed + a device word,
+  and each replay first writes a fresh seed into it, from the stream that tg.manual_seed
+  starts (kernels/random.py). So each replay draws new masks, and seeded runs repeat.
 - Index checks: their host copies are captured, and checked after each replay (bounds.py).
 """
 import contextlib
 
-from . import bounds
+import numpy as np
+
+from . import backend, bounds
 from .backend import cuda_available, cupy
 from .kernels import random
 
@@ -53,7 +56,7 @@ class CUDAGraph:
             raise RuntimeError("this CUDAGraph has already been captured; make a new one for new work")
         cupy.cuda.Device().synchronize()  # work queued before the capture is done,
         bounds.raise_ready(wait=True)  # and its index checks reported
-        pool, word, stream = cupy.cuda.MemoryPool(), random.graph_shift(), cupy.cuda.Stream(non_blocking=True)
+        pool, word, stream = cupy.cuda.MemoryPool(), cupy.zeros(1, np.uint64), cupy.cuda.Stream(non_blocking=True)
         settings = contextlib.ExitStack()
         settings.enter_context(stream)
         settings.enter_context(cupy.cuda.using_allocator(pool.malloc))
@@ -70,6 +73,7 @@ class CUDAGraph:
             self.abort_capture()
             raise
         self.pool, self._shift, self._checks = pool, word, checks
+        self._device_id = cupy.cuda.Device().id
 
     def capture_end(self):
         """Finish the capture; the graph is then ready to replay."""
@@ -99,6 +103,8 @@ class CUDAGraph:
         if self._graph is None:
             raise RuntimeError("replay() needs a captured graph: capture one first with tg.cuda.graph(g)")
         bounds.raise_ready(wait=True)  # the last replay's index checks, before this one rewrites them
+        generator = backend.rng(f"cuda:{self._device_id}")
+        self._shift.fill(random.next_seed(generator, self._device_id))  # new dropout masks
         self._graph.launch()
         if self._checks:
             bounds.arm(self._checks)

@@ -8,7 +8,8 @@ repeat exactly.
 
 The kernels hash seed + shift, where shift is a word in device memory read when the kernel
 runs (see shift()): zero, except in a captured CUDA graph, whose seeds are baked into its
-launches and whose replays each draw new masks by advancing the graph's own shift."""
+launches and whose replays each draw new masks by writing a fresh seed into the graph's
+own shift."""
 import contextlib
 
 import numpy as np
@@ -42,25 +43,12 @@ def shift(device_id):
     return word
 
 
-_ADVANCE = r"""extern "C" __global__ void tg_advance_shift(unsigned long long* word) { word[0] += 1ull; }"""
-_advance = []  # the compiled kernel, once
-
-
-def graph_shift():
-    """A new shift word for a CUDA graph (cuda_graph.py), made before its capture begins; the
-    kernel that advances it is compiled here too, as a capture can't load code."""
-    if not _advance:
-        _advance.append(cupy.RawKernel(_ADVANCE, "tg_advance_shift"))
-        _advance[0].compile()
-    return cupy.zeros(1, np.uint64)
-
-
 @contextlib.contextmanager
 def shifted(word):
-    """Inside a graph capture: the kernels launched use `word`, and the first thing captured is
-    adding one to it, so each replay draws new masks."""
+    """Inside a graph capture (cuda_graph.py): the kernels launched use `word` as their shift.
+    Before each replay the graph writes a fresh next_seed() into it, so each replay draws new
+    masks, and as many as eager steps do from tg.manual_seed's stream."""
     global _graph_shift
-    _advance[0]((1,), (1,), (word,))
     _graph_shift = word
     try:
         yield
