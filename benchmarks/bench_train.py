@@ -5,8 +5,8 @@
     python benchmarks/bench_train.py --device cuda --tf32          # TF32 GEMMs for both sides
     python benchmarks/bench_train.py --device cpu --preset cpu --steps 30 --warmup 5
 
-Rows: ours (tinygrad_tf GPT + AdamW), ours_graph (the same step's forward and backward
-captured once as a CUDA graph and replayed, tg.cuda.CUDAGraph), torch_lecture (Karpathy's per-head modules),
+Rows: ours (tinygrad_tf GPT + AdamW), ours_graph (GPU: the same step's forward and
+backward captured once as a CUDA graph and replayed, tg.cuda.CUDAGraph), torch_lecture (Karpathy's per-head modules),
 torch_sdpa (batched heads, F.scaled_dot_product_attention) and, with --compile on a GPU,
 torch_compile (torch.compile of torch_sdpa). Every row trains from the same initial
 weights on the same batches (random tokens unless --data is given), so the loss before
@@ -644,7 +644,7 @@ def main(argv=None):
     for r in args.rows:
         if r == "ours":
             names += ["ours" if v == "all" else f"ours:{v}" for v in ours_variants(args)]
-        elif not (r == "torch_compile" and args.device != "cuda"):
+        elif not (r in ("torch_compile", "ours_graph") and args.device != "cuda"):  # GPU-only rows
             names.append(r)
     isolate = args.isolate == "yes" or (args.isolate == "auto" and args.device == "cpu")
     runs = {name: [] for name in names}

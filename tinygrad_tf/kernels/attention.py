@@ -40,7 +40,7 @@ __device__ __forceinline__ int tg_width(long long row, int tq, int n, int h, int
 extern "C" __global__ void attn_fwd(T* S, T* LSE, long long rows, int n, int tq, int h, int kh, T scale,
                                     T p, T keep, unsigned long long seed, const unsigned long long* shift,
                                     int dropout) {
-    seed += *shift;  // random.py: nonzero in a replayed CUDA graph
+    seed += *shift;  // kernels/random.py: nonzero in a replayed CUDA graph
     long long row = tg_warp_row();
     int lane = tg_lane();
     if (row >= rows) return;
@@ -62,9 +62,9 @@ extern "C" __global__ void attn_fwd(T* S, T* LSE, long long rows, int n, int tq,
 
 // S (scores) -> P in place, and Pd = dropout(P) when dropout is on.
 extern "C" __global__ void attn_recompute(T* S, T* PD, const T* LSE, long long rows, int n, int tq, int h, int kh,
-                                          T scale, T p, T keep, unsigned long long seed, const unsigned long long* shift,
-                                    int dropout) {
-    seed += *shift;  // random.py: nonzero in a replayed CUDA graph
+                                          T scale, T p, T keep, unsigned long long seed,
+                                          const unsigned long long* shift, int dropout) {
+    seed += *shift;  // kernels/random.py: nonzero in a replayed CUDA graph
     long long row = tg_warp_row();
     int lane = tg_lane();
     if (row >= rows) return;
@@ -82,7 +82,7 @@ extern "C" __global__ void attn_recompute(T* S, T* PD, const T* LSE, long long r
 extern "C" __global__ void attn_bwd(T* G, const T* P, long long rows, int n, int tq, int h, int kh, T scale,
                                     T p, T keep, unsigned long long seed, const unsigned long long* shift,
                                     int dropout) {
-    seed += *shift;  // random.py: nonzero in a replayed CUDA graph
+    seed += *shift;  // kernels/random.py: nonzero in a replayed CUDA graph
     long long row = tg_warp_row();
     int lane = tg_lane();
     if (row >= rows) return;
