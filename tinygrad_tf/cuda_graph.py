@@ -27,6 +27,8 @@ Three things would go stale, and are handled:
 - Dropout: the seeds are baked into the launches. The masks hash seed + a device word,
   and each replay first writes a fresh seed into it, from the stream that tg.manual_seed
   starts (kernels/random.py). So each replay draws new masks, and seeded runs repeat.
+  (That is the dropout kernels' path, on by default; with them switched off, CuPy's
+  generator would replay the captured masks.)
 - Index checks: their host copies are captured, and checked after each replay (bounds.py).
 """
 import contextlib
@@ -47,6 +49,7 @@ class CUDAGraph:
         self._settings = None  # while capturing: an ExitStack that restores what the capture changed
         self.pool = None  # the CuPy memory pool of the arrays made in the capture (all of it is the graph's)
         self._shift, self._checks = None, ()  # what replays also use: the dropout shift, index checks
+        self._device_id = None
 
     def capture_begin(self):
         """Start capturing the current device's GPU work (tg.cuda.graph(g) calls this)."""
