@@ -54,9 +54,11 @@ def test_trains_logs_checkpoints_and_samples(tmp_path, text_file, capsys):
     assert "--- sample ---" in out and "GPT:" in out
 
 
-def test_ctrl_c_checkpoint_then_resume_matches_an_uninterrupted_run(tmp_path, text_file, monkeypatch):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not tg.cuda.is_available(), reason="needs a GPU: there each step replays a captured CUDA graph"))])
+def test_ctrl_c_checkpoint_then_resume_matches_an_uninterrupted_run(tmp_path, text_file, monkeypatch, device):
     example = load_example()
-    run(example, text_file, tmp_path / "full", "--max-iters", "8")
+    run(example, text_file, tmp_path / "full", "--max-iters", "8", "--device", device)
     schedule = example.cosine_with_warmup
 
     def ctrl_c_during_step_4(step, *args):  # called once per training step
@@ -66,10 +68,10 @@ def test_ctrl_c_checkpoint_then_resume_matches_an_uninterrupted_run(tmp_path, te
 
     monkeypatch.setattr(example, "cosine_with_warmup", ctrl_c_during_step_4)
     with pytest.raises(SystemExit) as stopped:
-        run(example, text_file, tmp_path / "split", "--max-iters", "8")
+        run(example, text_file, tmp_path / "split", "--max-iters", "8", "--device", device)
     assert stopped.value.code == 130 and tg.load(tmp_path / "split" / "ckpt.npz")["iter"] == 5
     monkeypatch.setattr(example, "cosine_with_warmup", schedule)
-    run(example, text_file, tmp_path / "split", "--max-iters", "8", "--resume")
+    run(example, text_file, tmp_path / "split", "--max-iters", "8", "--resume", "--device", device)
     full = tg.load(tmp_path / "full" / "ckpt.npz")
     split = tg.load(tmp_path / "split" / "ckpt.npz")
     assert full["iter"] == split["iter"] == 8
@@ -113,3 +115,16 @@ def test_cli_help_runs_as_a_script():
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "shakespeare.py"), "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "--preset" in out and "--resume" in out
+
+
+@pytest.mark.skipif(not tg.cuda.is_available(), reason="needs a GPU: there each step replays a captured CUDA graph")
+def test_graphed_training_matches_eager_training_with_grad_clipping(tmp_path, text_file):
+    """Without dropout the CUDA-graph steps and the eager ones (--no-cuda-graph) compute the same
+    thing; clipping replaces the .grads, which the graph must not lose."""
+    example = load_example()
+    flags = ("--max-iters", "6", "--device", "cuda", "--dropout", "0", "--grad-clip", "0.5")
+    run(example, text_file, tmp_path / "graph", *flags)
+    run(example, text_file, tmp_path / "eager", *flags, "--no-cuda-graph")
+    graph, eager = tg.load(tmp_path / "graph" / "ckpt.npz"), tg.load(tmp_path / "eager" / "ckpt.npz")
+    for name, value in eager["model"].items():
+        np.testing.assert_allclose(graph["model"][name].numpy(), value.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
