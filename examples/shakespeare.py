@@ -7,7 +7,8 @@
 Every evaluation appends a line to <out-dir>/log.jsonl and writes <out-dir>/ckpt.npz
 (atomically); --resume continues from it exactly. The model with the lowest val loss so
 far is also kept, in best.npz; --sample-only writes text from it.
-Ctrl-C saves a checkpoint before it stops.
+Ctrl-C saves a checkpoint before it stops. On a GPU each step replays a CUDA graph of the
+forward and backward, captured once at the start (--no-cuda-graph: run them eagerly).
 """
 import argparse
 import json
