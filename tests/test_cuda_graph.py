@@ -171,3 +171,14 @@ def test_a_graph_is_captured_once():
     with pytest.raises(RuntimeError, match="already been captured"):
         with tg.cuda.graph(g):
             pass
+
+
+def test_copy_into_a_gpu_tensor_from_numpy_cupy_and_tensors():
+    t = tg.zeros(2, 3, device="cuda")
+    data = t.data
+    t.copy_(np.arange(3))
+    np.testing.assert_array_equal(t.numpy(), [[0, 1, 2]] * 2)
+    t.copy_(cupy.full((2, 1), 7.0))
+    np.testing.assert_array_equal(t.numpy(), [[7] * 3] * 2)
+    t.copy_(tg.ones(2, 3))  # a CPU tensor into GPU memory
+    assert t.data is data and t.numpy().sum() == 6

@@ -146,6 +146,8 @@ def test_cuda_graph_without_gpu_says_why():
             pass
     with pytest.raises(RuntimeError, match="needs a captured graph"):
         g.replay()
+    with pytest.raises(RuntimeError, match=r"capture_end\(\) without capture_begin\(\)"):
+        g.capture_end()
 
 
 def test_copy_writes_in_place_casts_and_broadcasts():

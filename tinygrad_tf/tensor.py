@@ -157,7 +157,7 @@ class Tensor:
         broadcast to its shape (PyTorch's copy_). How a captured CUDA graph gets new inputs."""
         if self.requires_grad and autograd.is_grad_enabled():
             raise RuntimeError("copy_ would change a tensor that requires grad; do it under tg.no_grad()")
-        data = src.data if isinstance(src, Tensor) else np.asarray(src)
+        data = src.data if isinstance(src, Tensor) else src if backend.is_cuda_array(src) else np.asarray(src)
         try:
             fits = np.broadcast_shapes(data.shape, self.shape) == self.shape
         except ValueError:
