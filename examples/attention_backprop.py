@@ -16,8 +16,10 @@ op at a time so that every intermediate is a tensor with its own gradient:
 For every tensor it prints the shape, the one-line formula for dL/d(tensor), and the
 largest difference between our backward and central finite differences of the loss
 with respect to that tensor. Then the per-op checker (tg.gradcheck_graph) checks each
-op's backward on its own, and the fused attention op the GPT uses is compared with the
-step-by-step head. Pictures (matplotlib) and the graph (Graphviz DOT) go to --out-dir.
+op's backward on its own. All of that runs on the textbook ops (tinygrad_tf/ops/). Last, the
+one-node attention op the GPT uses (ops/attention.py, or the fused twin of it that this
+device runs, from tinygrad_tf/kernels/) is compared with the step-by-step head.
+Pictures (matplotlib) and the graph (Graphviz DOT) go to --out-dir.
 """
 import argparse
 import sys
@@ -29,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import tinygrad_tf as tg  # noqa: E402
 import tinygrad_tf.nn.functional as F  # noqa: E402
-from tinygrad_tf import viz  # noqa: E402
+from tinygrad_tf import kernels, viz  # noqa: E402
 from tinygrad_tf.graphcheck import gradcheck_graph  # noqa: E402
-from tinygrad_tf.ops import nn as N  # noqa: E402
+from tinygrad_tf.ops.softmax import Softmax  # noqa: E402
 
 LEAVES = ("x", "Wq", "Wk", "Wv", "Wout")
 # dL/d(tensor) in terms of the gradients of the tensors that use it, in backward order.
@@ -163,7 +165,8 @@ def print_walkthrough(rows, args):
 
 
 def check_fused(tensors):
-    """The GPT's fused op (ops.nn.Attention) must give the step-by-step head's output and gradients."""
+    """The GPT's one-node attention must give the step-by-step head's output and gradients.
+    Returns the two largest differences and the class that ran (textbook or fused twin)."""
     q, k, v = (tensors[n].detach() for n in "qkv")
     for t in (q, k, v):
         t.requires_grad = True
@@ -172,12 +175,12 @@ def check_fused(tensors):
     out_diff = float(np.abs(fused.detach().numpy() - tensors["out"].detach().numpy()).max())
     grad_diff = max(float(np.abs(t.grad.numpy() - tensors[name].grad.numpy()).max())
                     for name, t in zip("qkv", (q, k, v)))
-    return out_diff, grad_diff
+    return out_diff, grad_diff, type(fused.grad_fn)
 
 
 def wrong_softmax_backward(self, g):
     """A classic mistake: the diagonal of the softmax Jacobian only (the row-sum term is missing)."""
-    return self.out * g
+    return self.y * g
 
 
 def plot(tensors, rows, args, out_dir):
@@ -278,23 +281,24 @@ def main(argv=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     leaves, targets = make_leaves(args)
     steps = attention_head_steps(args.T, args.head_size, targets)
-    correct = N.Softmax.backward
+    correct = Softmax.backward
     if args.plant_bug:
-        N.Softmax.backward = wrong_softmax_backward
+        Softmax.backward = wrong_softmax_backward
         print("PLANTED BUG: Softmax.backward now returns wei * g (the row-sum term is missing)\n")
     try:
-        tensors, rows = walkthrough(steps, leaves, args.eps)
-        print_walkthrough(rows, args)
-        names = {}
+        with kernels.selected("none"):  # the walkthrough is about the textbook ops
+            tensors, rows = walkthrough(steps, leaves, args.eps)
+            print_walkthrough(rows, args)
+            names = {}
 
-        def head(*values):
-            tensors_ = run(steps, dict(zip(LEAVES, values)))
-            names.update({t: n for n, t in tensors_.items() if n not in LEAVES})
-            return tensors_["loss"]
+            def head(*values):
+                tensors_ = run(steps, dict(zip(LEAVES, values)))
+                names.update({t: n for n, t in tensors_.items() if n not in LEAVES})
+                return tensors_["loss"]
 
-        report = gradcheck_graph(head, [leaves[n] for n in LEAVES], eps=args.eps, names=names)
+            report = gradcheck_graph(head, [leaves[n] for n in LEAVES], eps=args.eps, names=names)
     finally:
-        N.Softmax.backward = correct
+        Softmax.backward = correct
     print("\nEach op's backward on its own (tg.gradcheck_graph: the op re-run on its saved inputs,\n"
           "its backward for a random cotangent against finite differences of its forward):\n")
     print(report)
@@ -303,8 +307,9 @@ def main(argv=None):
               f"'{report.first_failure.name}'. In the first table, the gradients are right down to "
               f"dL/d{report.first_failure.name}\n   and wrong from that op's inputs on: the error enters there "
               f"and flows down to every leaf it reaches.")
-    out_diff, grad_diff = check_fused(tensors)
-    print(f"\nThe fused op the GPT uses (F.scaled_dot_product_attention -> ops.nn.Attention, one node):\n"
+    out_diff, grad_diff, ran = check_fused(tensors)
+    print(f"\nThe one-node attention the GPT uses (F.scaled_dot_product_attention; here it ran "
+          f"{ran.__module__}.{ran.__name__}):\n"
           f"  output differs from the step-by-step head's by at most {out_diff:.1e}; "
           f"dL/dq, dL/dk, dL/dv by at most {grad_diff:.1e}"
           + ("\n  (the step-by-step gradients went through the planted bug; the fused op did not)"

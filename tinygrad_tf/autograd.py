@@ -1,42 +1,12 @@
-"""Grad mode and the backward graph walk.
+"""The backward graph walk.
 
 The graph is made of `Function` nodes; each remembers, per input, the node the
 gradient flows to next: the input's own Function, or the input tensor itself when
 it is a leaf. Tensors in the middle of the graph are not kept alive by it, so the
 only memory a graph holds is what each op saved for its backward.
 """
-import contextlib
-import threading
-
-_state = threading.local()
-
-
-def is_grad_enabled():
-    return getattr(_state, "enabled", True)
-
-
-def set_grad_enabled(mode):
-    _state.enabled = bool(mode)
-
-
-class no_grad(contextlib.ContextDecorator):
-    """Context manager and decorator: ops inside record no graph (inference, updates)."""
-
-    def __enter__(self):
-        self.prev = is_grad_enabled()
-        set_grad_enabled(False)
-
-    def __exit__(self, *exc):
-        set_grad_enabled(self.prev)
-        return False
-
-
-class enable_grad(no_grad):
-    """The opposite of no_grad, e.g. inside gradcheck called under no_grad."""
-
-    def __enter__(self):
-        self.prev = is_grad_enabled()
-        set_grad_enabled(True)
+from . import dispatch
+from .ops.elementwise import Add
 
 
 def unbroadcast(grad, shape):
@@ -50,7 +20,7 @@ def unbroadcast(grad, shape):
     return grad.reshape(shape)
 
 
-def _topological_order(root):
+def topological_order(root):
     """Functions reachable from root, each before every Function it consumes.
 
     Iterative depth-first post-order, so a 10,000-op chain needs no recursion. A node
@@ -74,21 +44,22 @@ def _topological_order(root):
 
 
 def backward(tensor, grad, retain_graph=False):
-    """Accumulate d(tensor)/d(leaf) * grad into every leaf's .grad."""
-    from .ops.elementwise import add_arrays
-    from .tensor import Tensor
+    """Accumulate d(tensor)/d(leaf) * grad into every leaf's .grad.
 
+    A gradient that reaches one node from several paths is summed with the Add op, through
+    dispatch (one fused kernel on the GPU). Leaves are tensors: the walk calls their
+    _run_hooks and _accumulate."""
     root = tensor._ctx
     if root is None:
         tensor._accumulate(tensor._run_hooks(grad))
         return
     grads = {root: grad}
     leaves = {}
-    for fn in _topological_order(root):
+    for fn in topological_order(root):
         g = grads.pop(fn, None)
         if g is None:
             continue
-        g = fn.run_output_hooks(g, Tensor)
+        g = fn.run_output_hooks(g)
         if fn.released:
             raise RuntimeError(
                 "Trying to backward through the graph a second time (or directly access "
@@ -105,7 +76,7 @@ def backward(tensor, grad, retain_graph=False):
                 continue
             ig = unbroadcast(ig, shape)
             book = leaves if parent.is_leaf_node else grads
-            book[parent] = ig if parent not in book else add_arrays(book[parent], ig)
+            book[parent] = ig if parent not in book else dispatch.run(Add, book[parent], ig)
     handed = set()  # arrays already given to a leaf: a second leaf gets a copy, never an alias
     for leaf, g in leaves.items():
         hooked = leaf._run_hooks(g)

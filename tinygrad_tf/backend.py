@@ -1,8 +1,12 @@
-"""The one place that knows about NumPy vs CuPy.
+"""The one place that knows about NumPy vs CuPy, and what the engine keeps per device.
 
 Every op asks `array_module(x)` for `xp` and then writes plain array code, so the
 same forward/backward runs on the CPU (NumPy) and on NVIDIA GPUs (CuPy), the way
 Chainer does it. CuPy is optional: CPU-only machines never import it.
+
+State that belongs to a device (its random generator, its stream of dropout seeds,
+the GPU index checks on their way back, the CUDA graph being captured on it) lives in
+that device's `DeviceState`, reached through `state(device)`.
 """
 import numpy as np
 
@@ -10,30 +14,6 @@ try:  # CuPy is an optional extra (pip install tinygrad_tf[cuda12] / [cuda13]).
     import cupy
 except ImportError:  # pragma: no cover - depends on the machine
     cupy = None
-
-def _keep_freed_memory():
-    """Ask glibc to keep freed blocks instead of returning them to the OS.
-
-    NumPy mallocs every temporary; glibc serves big ones as fresh mmap'd pages and
-    unmaps them on free, so each op of a training step pays page faults on new,
-    zeroed memory (measured: 56 -> 43 ms per step of the CPU GPT). Keeping freed
-    memory in the heap, as PyTorch's allocators do, removes that cost. Set
-    TINYGRAD_TF_KEEP_FREED_MEMORY=0 to leave malloc alone."""
-    import ctypes
-    import os
-    import sys
-    if not sys.platform.startswith("linux") or os.environ.get("TINYGRAD_TF_KEEP_FREED_MEMORY") == "0":
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (e.g. musl): nothing to tune
-        return
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
-    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
-
-
-_keep_freed_memory()
 
 float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
 int32, int64, bool_ = np.dtype("int32"), np.dtype("int64"), np.dtype("bool")
@@ -115,48 +95,83 @@ def to_device(a, device):
 
 
 def to_numpy(a):
-    """A host copy of a GPU array (or the array itself); a read back also reports any
-    index check that failed on the GPU since (bounds.py)."""
-    if not is_cuda_array(a):
-        return a
-    host = a.get()
-    from . import bounds
-    bounds.raise_ready(wait=True)
-    return host
+    """A host copy of a GPU array (or the array itself)."""
+    return a.get() if is_cuda_array(a) else a
 
 
-# --- random numbers: one seeded generator per backend -------------------------
-_rngs = {}
+# --- per-device state -----------------------------------------------------------------
+class DeviceState:
+    """What the engine keeps for one device ("cpu" or "cuda:N").
+
+    generator: the device's generator (NumPy's or CuPy's), from the last manual_seed;
+    seeds: a host-side stream of 63-bit dropout seeds, restarted by manual_seed (asking
+      for a seed never waits for the GPU);
+    pending_checks: GPU index checks whose bounds are on their way back (bounds.py);
+    capture: the CUDAGraph being captured on this GPU, or None (cuda_graph.py);
+    zero_word: a uint64 zero in GPU memory that the dropout kernels add to their seed
+      outside a capture (kernels/cuda/random.py)."""
+
+    def __init__(self, device, seed):
+        self.device, self.pending_checks, self.capture, self.zero_word = device, [], None, None
+        self.reseed(seed)
+
+    def reseed(self, seed):
+        self.seed, self._generator, self._seeds = seed, None, None
+
+    @property
+    def generator(self):
+        if self._generator is None:
+            if self.device == "cpu":
+                self._generator = np.random.default_rng(self.seed)
+            else:
+                with cupy.cuda.Device(int(self.device[5:])):
+                    self._generator = cupy.random.default_rng(self.seed)
+        return self._generator
+
+    def next_seed(self):
+        """A fresh seed for one dropout mask: the same sequence after each manual_seed(n)."""
+        if self._seeds is None:
+            index = 0 if self.device == "cpu" else 1 + int(self.device[5:])
+            self._seeds = np.random.default_rng(None if self.seed is None else (self.seed, index))
+        return int(self._seeds.integers(0, 2**63 - 1))
+
+
+class _Devices:
+    """Every device's DeviceState, created on first use, and the seed they start from."""
+
+    def __init__(self):
+        self.seed, self.states = None, {}
+
+    def __getitem__(self, device):
+        held = self.states.get(device)
+        if held is None:
+            held = self.states[device] = DeviceState(device, self.seed)
+        return held
+
+    def manual_seed(self, seed):
+        self.seed = int(seed)
+        for held in self.states.values():
+            held.reseed(self.seed)
+
+
+_devices = _Devices()
+
+
+def state(device):
+    """The DeviceState of "cpu" or "cuda:N"."""
+    return _devices[device]
 
 
 def manual_seed(seed):
-    """Seed every generator the engine uses (CPU now, each GPU lazily)."""
-    _rngs.clear()
-    _rngs["seed"] = int(seed)
-
-
-def initial_seed():
-    """The seed of the last manual_seed, or None when it was never called."""
-    return _rngs.get("seed")
+    """Seed every generator the engine uses (CPU and each GPU), and the dropout seed streams."""
+    _devices.manual_seed(seed)
 
 
 def rng(device):
     """The generator for a device, created from the last manual_seed."""
-    if device not in _rngs:
-        seed = _rngs.get("seed")
-        if device == "cpu":
-            _rngs[device] = np.random.default_rng(seed)
-        else:
-            with cupy.cuda.Device(int(device[5:])):
-                _rngs[device] = cupy.random.default_rng(seed)
-    return _rngs[device]
+    return _devices[device].generator
 
 
-def rng_state():
-    """JSON-friendly state of the CPU generator (saved in checkpoints)."""
-    return {"seed": _rngs.get("seed"), "cpu": rng("cpu").bit_generator.state}
-
-
-def set_rng_state(state):
-    manual_seed(0 if state.get("seed") is None else state["seed"])
-    rng("cpu").bit_generator.state = state["cpu"]
+def next_seed(device):
+    """A fresh dropout seed for `device` (see DeviceState.next_seed)."""
+    return _devices[device].next_seed()

@@ -2,7 +2,8 @@
 from . import backend
 from .backend import parse_device, parse_dtype
 from .ops import elementwise as E, movement as V
-from .tensor import Tensor
+from .ops.reduce import normalize_dims
+from .tensor import Tensor, apply, shape_arg
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
@@ -16,9 +17,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 
 
 def _make(fill, shape, dtype, device, requires_grad, default=backend.float32):
-    from .tensor import _shape_arg
     device = parse_device(device)
-    data = fill(backend.xp_for(device), _shape_arg(shape), parse_dtype(dtype) or default, device)
+    data = fill(backend.xp_for(device), shape_arg(shape), parse_dtype(dtype) or default, device)
     return Tensor(data, requires_grad=requires_grad)
 
 
@@ -79,7 +79,7 @@ def tril(t, diagonal=0):
     """Lower triangle of the last two dims, e.g. tril(ones(T, T)) for a causal mask."""
     xp = backend.array_module(t.data)
     keep = xp.tril(xp.ones(t.shape[-2:], dtype=bool), diagonal)
-    return E.Where.apply(keep, t, t.dtype.type(0))
+    return apply(E.Where, keep, t, t.dtype.type(0))
 
 
 def _check_same(ts, what):
@@ -96,12 +96,11 @@ def _check_same(ts, what):
 def cat(tensors, dim=0):
     ts = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     _check_same(ts, "cat")
-    from .ops.reduce import normalize_dims
     (d,) = normalize_dims(dim, ts[0].ndim)
     for t in ts[1:]:
         if t.shape[:d] + t.shape[d + 1:] != ts[0].shape[:d] + ts[0].shape[d + 1:]:
             raise ValueError(f"cat: shapes {ts[0].shape} and {t.shape} differ outside dim {d}")
-    return V.Cat.apply(*ts, dim=d)
+    return apply(V.Cat, *ts, dim=d)
 
 
 def stack(tensors, dim=0):
@@ -122,4 +121,4 @@ def where(condition, input, other):
     a = ref._operand(input) if isinstance(input, Tensor) else input
     b = ref._operand(other) if isinstance(other, Tensor) else other
     ref._operand(cond)
-    return E.Where.apply(cond.data, a, b)
+    return apply(E.Where, cond.data, a, b)

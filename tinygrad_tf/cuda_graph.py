@@ -25,11 +25,14 @@ Three things would go stale, and are handled:
 - Memory: arrays made during the capture come from a memory pool of the graph's own, so
   nothing allocated between replays can take their place.
 - Dropout: the seeds are baked into the launches. The masks hash seed + a device word,
-  and each replay first writes a fresh seed into it, from the stream that tg.manual_seed
-  starts (kernels/random.py). So each replay draws new masks, and seeded runs repeat.
-  (That is the dropout kernels' path, on by default; with them switched off, CuPy's
-  generator would replay the captured masks.)
+  the graph's `seed_word`, and each replay first writes a fresh seed into it, from the
+  stream that tg.manual_seed starts (kernels/cuda/random.py). So each replay draws new
+  masks, and seeded runs repeat. (That is the dropout kernels' path, on by default; the
+  textbook ops' masks would be captured as they are and replayed unchanged.)
 - Index checks: their host copies are captured, and checked after each replay (bounds.py).
+
+While a capture runs, the device's state (backend.DeviceState) names this graph as its
+`capture`: that is how the kernels find the seed word and the index checks their list.
 """
 import contextlib
 
@@ -37,7 +40,6 @@ import numpy as np
 
 from . import backend, bounds
 from .backend import cuda_available, cupy
-from .kernels import random
 
 
 class CUDAGraph:
@@ -48,8 +50,9 @@ class CUDAGraph:
         self._stream = None
         self._settings = None  # while capturing: an ExitStack that restores what the capture changed
         self.pool = None  # the CuPy memory pool of the arrays made in the capture (all of it is the graph's)
-        self._shift, self._checks = None, ()  # what replays also use: the dropout shift, index checks
-        self._device_id = None
+        self.seed_word = None  # the dropout kernels add this to their seeds (kernels/cuda/random.py)
+        self.index_checks = []  # (pinned host copy of (lo, hi), report) of the captured index checks
+        self._device = None  # the DeviceState of the GPU it was captured on
 
     def capture_begin(self):
         """Start capturing the current device's GPU work (tg.cuda.graph(g) calls this)."""
@@ -57,8 +60,11 @@ class CUDAGraph:
             raise RuntimeError("CUDA graphs need a GPU, and none is visible (tg.cuda.is_available() is False)")
         if self._graph is not None or self._settings is not None:
             raise RuntimeError("this CUDAGraph has already been captured; make a new one for new work")
+        device = backend.state(f"cuda:{cupy.cuda.Device().id}")
+        if device.capture is not None:
+            raise RuntimeError(f"another CUDA graph is being captured on {device.device}")
         cupy.cuda.Device().synchronize()  # work queued before the capture is done,
-        bounds.raise_ready(wait=True)  # and its index checks reported
+        bounds.raise_ready(device, wait=True)  # and its index checks reported
         pool, word, stream = cupy.cuda.MemoryPool(), cupy.zeros(1, np.uint64), cupy.cuda.Stream(non_blocking=True)
         settings = contextlib.ExitStack()
         settings.enter_context(stream)
@@ -68,15 +74,10 @@ class CUDAGraph:
         except BaseException:
             settings.close()
             raise
-        self._stream, self._settings = stream, settings
-        try:
-            settings.enter_context(random.shifted(word))
-            checks = settings.enter_context(bounds.captured())
-        except BaseException:
-            self.abort_capture()
-            raise
-        self.pool, self._shift, self._checks = pool, word, checks
-        self._device_id = cupy.cuda.Device().id
+        self._stream, self._settings, self._device = stream, settings, device
+        self.pool, self.seed_word, self.index_checks = pool, word, []
+        device.capture = self
+        settings.callback(setattr, device, "capture", None)
 
     def capture_end(self):
         """Finish the capture; the graph is then ready to replay."""
@@ -93,7 +94,7 @@ class CUDAGraph:
         if self._settings is None:
             return
         settings, self._settings = self._settings, None
-        self.pool, self._shift, self._checks = None, None, ()
+        self.pool, self.seed_word, self.index_checks = None, None, []
         try:
             self._stream.end_capture()
         except Exception:  # noqa: BLE001 - a failed capture may refuse to end; the caller raises its error
@@ -105,12 +106,11 @@ class CUDAGraph:
         """Run the captured work again, on the current stream."""
         if self._graph is None:
             raise RuntimeError("replay() needs a captured graph: capture one first with tg.cuda.graph(g)")
-        bounds.raise_ready(wait=True)  # the last replay's index checks, before this one rewrites them
-        generator = backend.rng(f"cuda:{self._device_id}")
-        self._shift.fill(random.next_seed(generator, self._device_id))  # new dropout masks
+        bounds.raise_ready(self._device, wait=True)  # the last replay's index checks, before this one rewrites them
+        self.seed_word.fill(self._device.next_seed())  # new dropout masks
         self._graph.launch()
-        if self._checks:
-            bounds.arm(self._checks)
+        if self.index_checks:
+            bounds.arm(self._device, self.index_checks)
 
 
 @contextlib.contextmanager

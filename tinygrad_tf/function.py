@@ -1,19 +1,13 @@
-"""Function: the unit of differentiation.
+"""Function: the unit of differentiation, and a node of the graph.
 
 An op subclasses Function and writes `forward(*args)` and `backward(grad)` on raw
 backend arrays, side by side. `forward` stores what backward needs on `self` (the
 context); `backward` returns one gradient per argument (None where there is none).
-Non-Tensor arguments (Python numbers, axes) are passed through as constants.
+Non-array arguments (Python numbers, axes, seeds) are passed through as constants.
+`self.needs_grad` (one bool per argument) is set before forward runs, so an op can skip
+the work and the memory of gradients nobody asked for. Ops are run on tensors by
+tensor.apply, which also picks a fused twin of the op when one applies (dispatch.py).
 """
-import numpy as np
-
-from . import autograd
-
-
-def _Tensor():
-    """tensor.Tensor (imported late: tensor.py imports the ops, which import this module)."""
-    from .tensor import Tensor
-    return Tensor
 
 
 class Function:
@@ -31,35 +25,15 @@ class Function:
 
     @property
     def hooks(self):
+        """Functions grad -> grad (arrays) run on the gradient of this op's output."""
         if "_hooks" not in vars(self):
             self._hooks = []
         return self._hooks
 
-    @classmethod
-    def apply(cls, *args, **kwargs):
-        fn, Tensor = cls(), _Tensor()
-        record = autograd.is_grad_enabled()
-        raw, needs = [], []
-        for a in args:
-            is_tensor = isinstance(a, Tensor)
-            raw.append(a.data if is_tensor else a)
-            needs.append(is_tensor and record and a._requires_grad)
-        data = fn.forward(*raw, **kwargs)
-        if isinstance(data, np.generic):  # NumPy reductions give scalars; .data is always an array
-            data = np.asarray(data)
-        if not any(needs):
-            return Tensor._wrap(data)
-        fn.needs_grad = tuple(needs)
-        fn.parents = tuple(a._grad_node() if isinstance(a, Tensor) else None for a in args)
-        fn.input_shapes = tuple(a.shape if isinstance(a, Tensor) else None for a in args)
-        return Tensor._wrap(data, fn)
-
-    def run_output_hooks(self, grad, tensor_cls):
+    def run_output_hooks(self, grad):
         """Hooks registered on this op's output tensor, then retain_grad."""
         for hook in vars(self).get("_hooks", ()):
-            out = hook(tensor_cls._wrap(grad))
-            if out is not None:
-                grad = out.data
+            grad = hook(grad)
         if self.retained is not None:
             t = self.retained()
             if t is not None:

@@ -7,7 +7,7 @@ almost every v whenever any Jacobian entry is wrong, at one backward in all.
 import numpy as np
 
 from . import backend
-from .autograd import enable_grad, no_grad
+from .grad_mode import enable_grad, no_grad
 from .tensor import Tensor
 
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from . import autograd, backend
 from .function import Function
-from .tensor import Tensor
+from .grad_mode import enable_grad
+from .tensor import Tensor, observed
 
 
 @dataclass
@@ -100,7 +101,7 @@ class GraphReport:
 
 @dataclass
 class _Call:
-    """What one Function.apply was called with, snapshotted before its forward ran."""
+    """What one op was called with, snapshotted before its forward ran."""
     cls: type
     args: tuple
     kwargs: dict
@@ -117,27 +118,14 @@ def gradcheck_graph(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, names=No
     each re-run draws the same mask. `names` ({tensor: label}, may be filled in while
     fn runs) labels the rows of the ops that made those tensors.
 
-    While fn runs, Function.apply is wrapped to record calls (restored afterwards),
-    so do not run other graphs in other threads meanwhile.
+    Each op is checked as it ran: the textbook op, or the fused twin that dispatch.py picked
+    (tg.kernels.selected("none") checks the textbook ops).
     """
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
-    calls = {}
-    original = Function.__dict__["apply"]
-
-    def recording_apply(cls, *args, **kwargs):
-        snapshot = tuple(_copy(a.data if isinstance(a, Tensor) else a) for a in args)
-        kw_snapshot = {k: _copy(v) for k, v in kwargs.items()}
-        out = original.__func__(cls, *args, **kwargs)
-        if out._ctx is not None:
-            calls[out._ctx] = _Call(cls, snapshot, kw_snapshot, out._ctx.needs_grad, out.shape)
-        return out
-
-    Function.apply = classmethod(recording_apply)
-    try:
-        with autograd.enable_grad():
-            out = fn(*inputs)
-    finally:
-        Function.apply = original
+    recorder = _Recorder()
+    with enable_grad(), observed(recorder):
+        out = fn(*inputs)
+    calls = recorder.calls
     outs = out if isinstance(out, (tuple, list)) else (out,)
     roots = [o._ctx for o in outs if isinstance(o, Tensor) and o._ctx is not None]
     if not roots:
@@ -145,7 +133,7 @@ def gradcheck_graph(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, names=No
                          "returned no tensor made by an op); nothing to check")
     labels = _labels(names or {})
     root = _Root(roots)
-    reachable = set(autograd._topological_order(root)) - {root}
+    reachable = set(autograd.topological_order(root)) - {root}
     ran = {node: i for i, node in enumerate(calls)}
     # Nodes made before fn ran (e.g. a non-leaf input) are in the graph but were not recorded.
     nodes = sorted(reachable, key=lambda n: ran.get(n, -1))
@@ -161,6 +149,20 @@ def gradcheck_graph(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, names=No
             continue
         rows.append(_check_call(i, call, labels.get(id(node), ""), node, eps, atol, rtol, rng))
     return GraphReport(rows, atol, rtol)
+
+
+class _Recorder:
+    """Snapshots of each op's arguments, kept for the nodes that made it into the graph."""
+
+    def __init__(self):
+        self.calls, self.pending = {}, None
+
+    def before(self, fn, args, kwargs):
+        self.pending = (tuple(_copy(a) for a in args), {k: _copy(v) for k, v in kwargs.items()})
+
+    def after(self, fn, out):
+        args, kwargs = self.pending
+        self.calls[fn] = _Call(type(fn), args, kwargs, fn.needs_grad, out.shape)
 
 
 class _Root:

@@ -1,16 +1,20 @@
 """Tensor: an array, its gradient, and the Function that made it.
 
 `.data` is the raw backend array (numpy.ndarray or cupy.ndarray); `.grad` is a
-Tensor (or None). Operators and methods are thin sugar over `Function.apply`.
+Tensor (or None). Operators and methods are thin sugar over `apply(op, ...)`, which runs
+a textbook op (ops/) or the fused twin that dispatch.py picks for it.
 """
+import contextlib
+import contextvars
 import math
 import weakref
 
 import numpy as np
 
-from . import autograd, backend, bounds
+from . import autograd, backend, bounds, dispatch
 from .backend import array_module, device_of, parse_device, parse_dtype
-from .ops import elementwise as E, matmul as M, movement as V, nn as N, reduce as R
+from .grad_mode import is_grad_enabled
+from .ops import elementwise as E, matmul as M, movement as V, reduce as R, softmax as S
 from .ops.reduce import normalize_dims
 
 FLOAT_DTYPES = (backend.float16, backend.float32, backend.float64)
@@ -43,6 +47,44 @@ def as_array(data, dtype=None, device=None):
     if device is not None:
         arr = backend.to_device(arr, parse_device(device))
     return arr
+
+
+_observer = contextvars.ContextVar("tinygrad_tf_op_observer", default=None)
+
+
+def apply(op, *args, **kwargs):
+    """Run textbook op `op` (a Function class), or the fused twin dispatch picks for these
+    arguments, on tensors and constants; record the node when a gradient is needed."""
+    raw = [a.data if isinstance(a, Tensor) else a for a in args]
+    fn = dispatch.choose(op, raw, kwargs)()
+    record = is_grad_enabled()
+    needs = tuple(isinstance(a, Tensor) and record and a._requires_grad for a in args)
+    fn.needs_grad = needs
+    observer = _observer.get()
+    if observer is not None:
+        observer.before(fn, raw, kwargs)
+    data = fn.forward(*raw, **kwargs)
+    if isinstance(data, np.generic):  # NumPy reductions give scalars; .data is always an array
+        data = np.asarray(data)
+    if not any(needs):
+        return Tensor._wrap(data)
+    fn.parents = tuple(a._grad_node() if isinstance(a, Tensor) else None for a in args)
+    fn.input_shapes = tuple(a.shape if isinstance(a, Tensor) else None for a in args)
+    out = Tensor._wrap(data, fn)
+    if observer is not None:
+        observer.after(fn, out)
+    return out
+
+
+@contextlib.contextmanager
+def observed(observer):
+    """Inside: every apply calls observer.before(fn, raw_args, kwargs) before the forward and
+    observer.after(fn, output) when it recorded a node (graphcheck.py records ops this way)."""
+    token = _observer.set(observer)
+    try:
+        yield observer
+    finally:
+        _observer.reset(token)
 
 
 class RemovableHandle:
@@ -104,7 +146,7 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self):
-        body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
+        body = np.array2string(bounds.read_back(self.data), separator=", ", prefix="tensor(")
         extras = [] if self.device == "cpu" else [f"device='{self.device}'"]
         if self.dtype not in (backend.float32, backend.int64, backend.bool_):
             extras.append(f"dtype={self.dtype}")
@@ -120,9 +162,7 @@ class Tensor:
 
     def _run_hooks(self, grad):
         for hook in self._hooks:
-            out = hook(Tensor._wrap(grad))
-            if out is not None:
-                grad = out.data
+            grad = hook(grad)
         return grad
 
     def _accumulate(self, grad, owned=False):
@@ -155,7 +195,7 @@ class Tensor:
     def copy_(self, src):
         """Write src's values into this tensor's memory, cast to its dtype and moved to its device,
         broadcast to its shape (PyTorch's copy_). How a captured CUDA graph gets new inputs."""
-        if self.requires_grad and autograd.is_grad_enabled():
+        if self.requires_grad and is_grad_enabled():
             raise RuntimeError("copy_ would change a tensor that requires grad; do it under tg.no_grad()")
         data = src.data if isinstance(src, Tensor) else src if backend.is_cuda_array(src) else np.asarray(src)
         try:
@@ -177,23 +217,27 @@ class Tensor:
         """hook(grad) -> None or a replacement gradient, called when grad is computed."""
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        def on_array(grad):  # the graph walk deals in arrays; the user's hook in tensors
+            out = hook(Tensor._wrap(grad))
+            return grad if out is None else out.data
+
         hooks = self._hooks if self._ctx is None else self._ctx.hooks
-        hooks.append(hook)
-        return RemovableHandle(hooks, hook)
+        hooks.append(on_array)
+        return RemovableHandle(hooks, on_array)
 
     # --- conversions ----------------------------------------------------------------
     def numpy(self):
         if self.requires_grad:
             raise RuntimeError("can't call numpy() on a tensor that requires grad; use .detach().numpy()")
-        return backend.to_numpy(self.data)
+        return bounds.read_back(self.data)
 
     def item(self):
         if self.numel() != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return backend.to_numpy(self.data).item()
+        return bounds.read_back(self.data).item()
 
     def tolist(self):
-        return backend.to_numpy(self.data).tolist()
+        return bounds.read_back(self.data).tolist()
 
     def __bool__(self):
         return bool(self.item())
@@ -213,9 +257,9 @@ class Tensor:
                 dtype = a
         out = self
         if dtype is not None and parse_dtype(dtype) != self.dtype:
-            out = V.Cast.apply(out, parse_dtype(dtype))
+            out = apply(V.Cast, out, parse_dtype(dtype))
         if device is not None and parse_device(device) != self.device:
-            out = V.ToDevice.apply(out, parse_device(device))
+            out = apply(V.ToDevice, out, parse_device(device))
         return out
 
     def cpu(self):
@@ -257,17 +301,17 @@ class Tensor:
             return other
         return Tensor(other, device=self.device)
 
-    def __add__(self, o): return E.Add.apply(self, self._operand(o))
-    def __radd__(self, o): return E.Add.apply(self._operand(o), self)
-    def __sub__(self, o): return E.Sub.apply(self, self._operand(o))
-    def __rsub__(self, o): return E.Sub.apply(self._operand(o), self)
-    def __mul__(self, o): return E.Mul.apply(self, self._operand(o))
-    def __rmul__(self, o): return E.Mul.apply(self._operand(o), self)
-    def __truediv__(self, o): return E.Div.apply(self, self._operand(o))
-    def __rtruediv__(self, o): return E.Div.apply(self._operand(o), self)
-    def __pow__(self, o): return E.Pow.apply(self, self._operand(o))
-    def __rpow__(self, o): return E.Pow.apply(self._operand(o), self)
-    def __neg__(self): return E.Neg.apply(self)
+    def __add__(self, o): return apply(E.Add, self, self._operand(o))
+    def __radd__(self, o): return apply(E.Add, self._operand(o), self)
+    def __sub__(self, o): return apply(E.Sub, self, self._operand(o))
+    def __rsub__(self, o): return apply(E.Sub, self._operand(o), self)
+    def __mul__(self, o): return apply(E.Mul, self, self._operand(o))
+    def __rmul__(self, o): return apply(E.Mul, self._operand(o), self)
+    def __truediv__(self, o): return apply(E.Div, self, self._operand(o))
+    def __rtruediv__(self, o): return apply(E.Div, self._operand(o), self)
+    def __pow__(self, o): return apply(E.Pow, self, self._operand(o))
+    def __rpow__(self, o): return apply(E.Pow, self._operand(o), self)
+    def __neg__(self): return apply(E.Neg, self)
     def __matmul__(self, o): return self.matmul(o)
     def __rmatmul__(self, o): return self._operand(o).matmul(self)
 
@@ -283,20 +327,20 @@ class Tensor:
     def __gt__(self, o): return self._compare(o, lambda a, b: a > b)
     def __ge__(self, o): return self._compare(o, lambda a, b: a >= b)
 
-    def exp(self): return E.Exp.apply(self)
-    def log(self): return E.Log.apply(self)
-    def sqrt(self): return E.Sqrt.apply(self)
-    def tanh(self): return E.Tanh.apply(self)
-    def sigmoid(self): return E.Sigmoid.apply(self)
-    def relu(self): return E.Relu.apply(self)
-    def gelu(self, approximate="none"): return E.Gelu.apply(self, approximate=approximate)
-    def abs(self): return E.Abs.apply(self)
+    def exp(self): return apply(E.Exp, self)
+    def log(self): return apply(E.Log, self)
+    def sqrt(self): return apply(E.Sqrt, self)
+    def tanh(self): return apply(E.Tanh, self)
+    def sigmoid(self): return apply(E.Sigmoid, self)
+    def relu(self): return apply(E.Relu, self)
+    def gelu(self, approximate="none"): return apply(E.Gelu, self, approximate=approximate)
+    def abs(self): return apply(E.Abs, self)
     __abs__ = abs
 
     def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clamp needs at least one of min and max")
-        return E.Clamp.apply(self, min, max)
+        return apply(E.Clamp, self, min, max)
 
     def masked_fill(self, mask, value):
         """Where mask is True, put value (e.g. -inf before a softmax)."""
@@ -304,27 +348,27 @@ class Tensor:
         if mask.dtype != backend.bool_:
             raise TypeError(f"masked_fill expects a bool mask, got dtype {mask.dtype}")
         self._operand(mask)  # checks device and broadcastability
-        return E.Where.apply(mask.data, value, self)
+        return apply(E.Where, mask.data, value, self)
 
     # --- reductions -----------------------------------------------------------------
     def sum(self, dim=None, keepdim=False):
-        return R.Sum.apply(self, normalize_dims(dim, self.ndim), keepdim)
+        return apply(R.Sum, self, normalize_dims(dim, self.ndim), keepdim)
 
     def mean(self, dim=None, keepdim=False):
-        return R.Mean.apply(self, normalize_dims(dim, self.ndim), keepdim)
+        return apply(R.Mean, self, normalize_dims(dim, self.ndim), keepdim)
 
     def var(self, dim=None, keepdim=False, unbiased=True):
-        return R.Var.apply(self, normalize_dims(dim, self.ndim), keepdim, unbiased)
+        return apply(R.Var, self, normalize_dims(dim, self.ndim), keepdim, unbiased)
 
     def max(self, dim=None, keepdim=False):
         """max() -> Tensor; max(dim) -> (values, indices), as in PyTorch."""
         if self.numel() == 0:
             raise RuntimeError("max() of an empty tensor")
         if dim is None:
-            return R.Max.apply(self, normalize_dims(None, self.ndim), False)
+            return apply(R.Max, self, normalize_dims(None, self.ndim), False)
         (ax,) = normalize_dims(dim, self.ndim)
         index = self.data.argmax(axis=ax)
-        values = R.Max.apply(self, (ax,), keepdim, index)
+        values = apply(R.Max, self, (ax,), keepdim, index)
         return values, Tensor._wrap(array_module(index).expand_dims(index, ax) if keepdim else index)
 
     def min(self, dim=None, keepdim=False):
@@ -340,27 +384,27 @@ class Tensor:
 
     # --- movement -------------------------------------------------------------------
     def reshape(self, *shape):
-        shape = _shape_arg(shape)
+        shape = shape_arg(shape)
         known = math.prod(n for n in shape if n != -1)
         if shape.count(-1) > 1 or (-1 in shape and (known == 0 or self.numel() % known)) \
                 or (-1 not in shape and known != self.numel()):
             raise ValueError(f"cannot reshape a tensor of shape {self.shape} ({self.numel()} elements) "
                              f"into shape {shape}")
-        return V.Reshape.apply(self, shape)
+        return apply(V.Reshape, self, shape)
 
     view = reshape
 
     def permute(self, *dims):
-        dims = normalize_dims(_shape_arg(dims), self.ndim)
+        dims = normalize_dims(shape_arg(dims), self.ndim)
         if len(dims) != self.ndim:
             raise ValueError(f"permute needs {self.ndim} dims for shape {self.shape}, got {dims}")
-        return V.Permute.apply(self, dims)
+        return apply(V.Permute, self, dims)
 
     def transpose(self, dim0, dim1):
         dims = list(range(self.ndim))
         d0, d1 = normalize_dims((dim0,), self.ndim)[0], normalize_dims((dim1,), self.ndim)[0]
         dims[d0], dims[d1] = dims[d1], dims[d0]
-        return V.Permute.apply(self, tuple(dims))
+        return apply(V.Permute, self, tuple(dims))
 
     def unsqueeze(self, dim):
         (d,) = normalize_dims(dim, self.ndim + 1)
@@ -377,12 +421,12 @@ class Tensor:
         return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
 
     def expand(self, *sizes):
-        sizes = _shape_arg(sizes)
+        sizes = shape_arg(sizes)
         extra = len(sizes) - self.ndim
         shape = tuple(self.shape[i - extra] if n == -1 and i >= extra else n for i, n in enumerate(sizes))
         if extra < 0 or any(old not in (1, new) for old, new in zip(self.shape, shape[extra:])):
             raise ValueError(f"cannot expand a tensor of shape {self.shape} to {sizes}")
-        return V.Expand.apply(self, shape)
+        return apply(V.Expand, self, shape)
 
     def split(self, split_size_or_sections, dim=0):
         (d,) = normalize_dims(dim, self.ndim)
@@ -406,7 +450,7 @@ class Tensor:
         return self.split(max(1, -(-self.shape[d] // chunks)), d)
 
     def __getitem__(self, index):
-        return V.GetItem.apply(self, _index_arg(index, self))
+        return apply(V.GetItem, self, _index_arg(index, self))
 
     # --- nn -------------------------------------------------------------------------
     def matmul(self, other):
@@ -425,16 +469,16 @@ class Tensor:
         if k_a != k_b or not batch_ok:
             raise ValueError(f"matmul shapes {self.shape} and {other.shape} are not compatible "
                              f"(inner sizes {k_a} vs {k_b}; batch dims must broadcast)")
-        return M.MatMul.apply(self, other)
+        return apply(M.MatMul, self, other)
 
     def softmax(self, dim):
-        return N.Softmax.apply(self, normalize_dims(dim, self.ndim)[0])
+        return apply(S.Softmax, self, normalize_dims(dim, self.ndim)[0])
 
     def log_softmax(self, dim):
-        return N.LogSoftmax.apply(self, normalize_dims(dim, self.ndim)[0])
+        return apply(S.LogSoftmax, self, normalize_dims(dim, self.ndim)[0])
 
 
-def _shape_arg(args):
+def shape_arg(args):
     """Accept f(2, 3) and f((2, 3)) alike."""
     shape = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
     if not all(isinstance(n, (int, np.integer)) for n in shape):

@@ -45,7 +45,7 @@ def to_dot(tensor, path=None, names=None):
     if root is None:  # a lone leaf: nothing was computed
         lines.append(_leaf_line(node_id(tensor), tensor, by_id.get(id(tensor))))
         return _finish(lines, path)
-    order = autograd._topological_order(root)
+    order = autograd.topological_order(root)
     out_shapes = {id(root): tensor.shape}
     for fn in order:  # an op's output shape is what its consumers record as their input's
         for parent, shape in zip(fn.parents, fn.input_shapes):

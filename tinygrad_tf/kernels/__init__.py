@@ -1,58 +1,61 @@
-"""Fused CuPy kernels for the GPU path: plain functions on cupy arrays, forward/backward pairs.
+"""The fast layer: fused Functions beside the textbook ops they replace, and their switches.
 
-An op in ops/ keeps its plain-xp code (the CPU path, and the reference every kernel is
-tested against) and calls a kernel here only when `use(name, array)` says so: the array
-is on a GPU and that kernel is switched on. Switching kernels off (`select`, or the
-TINYGRAD_TF_KERNELS variable: "all", "none", "a,b" or "-a") is how the tests compare a
-kernel with its reference and how benchmarks/bench_train.py measures what each one buys.
-Importing this package never imports CuPy; each kernel compiles on its first call.
+kernels/cuda/ holds CuPy RawKernels and cuBLAS/cuBLASLt calls for NVIDIA GPUs; kernels/cpu/
+the CPU's fast paths (BLAS idioms). Each fused op is a Function with the same inputs and
+outputs as its textbook op (`replaces`), a `name` (its switch) and `supports(...)`, which
+says whether it can take a call. dispatch.py picks it when it is switched on and supports
+the call, else the textbook op runs. Every fused op has a parity case against its textbook
+op (tinygrad_tf/check.py: `python -m tinygrad_tf.check`).
+
+Switches: `select("all" | "none" | "a,b" | "-a,-b")`, `selected(spec)` for a with-block, or
+the TINYGRAD_TF_KERNELS variable at start-up. `select("none")` runs any model on textbook
+ops only, on either device. A name switches a kernel off on every device. The choice is
+part of the current context (like grad mode, a thread starts from TINYGRAD_TF_KERNELS).
 """
 import contextlib
+import contextvars
 import os
 
-from .. import backend
-from . import (_cuda, adam, add, attention, cross_entropy, dropout, embedding, gemm,  # noqa: F401
-               layer_norm, linear, random, reduce, relu)  # (none of them imports CuPy)
-
-NAMES = ("attention", "layer_norm", "cross_entropy", "dropout", "adam", "column_sum", "relu", "embedding", "linear",
-         "add")
-_off = set()
+NAMES = ("add", "relu", "dropout", "matmul", "linear", "layer_norm", "cross_entropy", "embedding", "attention",
+         "adam")
 
 
-def use(name, array):
-    """True when the fused kernel `name` should handle `array`: on a GPU, of a float type the
-    kernels are compiled for (float32, float64), and switched on."""
-    return name not in _off and backend.is_cuda_array(array) and array.dtype in _cuda.CTYPES
-
-
-def select(spec="all"):
-    """Switch kernels on: "all", "none", "a,b" (only those) or "-a,-b" (all but those)."""
-    names = [s.strip() for s in spec.split(",") if s.strip()]
+def parse(spec):
+    """The set of kernel names switched on by a spec: "all", "none", "a,b" (only those) or "-a,-b"."""
+    names = [s.strip() for s in str(spec).split(",") if s.strip()]
     bad = [n for n in names if n.lstrip("-") not in NAMES + ("all", "none")]
     if bad:
         raise ValueError(f"unknown kernel(s) {bad}: expected 'all', 'none' or names from {NAMES}")
     if names in (["all"], []):
-        on = set(NAMES)
-    elif names == ["none"]:
-        on = set()
-    elif all(n.startswith("-") for n in names):
-        on = set(NAMES) - {n[1:] for n in names}
-    else:
-        on = set(names)
-    _off.clear()
-    _off.update(set(NAMES) - on)
+        return frozenset(NAMES)
+    if names == ["none"]:
+        return frozenset()
+    if all(n.startswith("-") for n in names):
+        return frozenset(NAMES) - {n[1:] for n in names}
+    if any(n.startswith("-") or n in ("all", "none") for n in names):
+        raise ValueError(f"kernel spec {spec!r} mixes names to keep and names to drop; use 'a,b' or '-a,-b'")
+    return frozenset(names)
+
+
+_switched_on = contextvars.ContextVar("tinygrad_tf_kernels", default=parse(os.environ.get("TINYGRAD_TF_KERNELS",
+                                                                                            "all")))
+
+
+def enabled(name):
+    """Whether the fused kernel `name` is switched on in this context."""
+    return name in _switched_on.get()
+
+
+def select(spec="all"):
+    """Switch kernels on or off: "all", "none", "a,b" (only those) or "-a,-b" (all but those)."""
+    _switched_on.set(parse(spec))
 
 
 @contextlib.contextmanager
 def selected(spec):
     """select(spec) inside a with-block, then back to what was on before."""
-    before = set(_off)
-    select(spec)
+    token = _switched_on.set(parse(spec))
     try:
         yield
     finally:
-        _off.clear()
-        _off.update(before)
-
-
-select(os.environ.get("TINYGRAD_TF_KERNELS", "all"))
+        _switched_on.reset(token)

@@ -7,7 +7,7 @@ default config it has 10,788,929 parameters.
 from dataclasses import asdict, dataclass
 
 from .. import backend, nn
-from ..autograd import no_grad
+from ..grad_mode import no_grad
 from ..nn import functional as F
 from ..tensor import Tensor
 

@@ -1,10 +1,18 @@
-"""Stateless neural-network functions (torch.nn.functional's names and arguments)."""
+"""Stateless neural-network functions (torch.nn.functional's names and arguments).
+
+Each checks its arguments and runs one textbook op (ops/) through tensor.apply, which
+takes the op's fused twin (kernels/) where dispatch.py finds one that applies."""
 import math
 
-from .. import backend, bounds, kernels
+from .. import backend, bounds
 from ..backend import array_module
-from ..ops import nn as N
-from ..tensor import Tensor
+from ..ops.attention import Attention
+from ..ops.cross_entropy import CrossEntropy
+from ..ops.dropout import Dropout
+from ..ops.embedding import Embedding
+from ..ops.layer_norm import LayerNorm
+from ..ops.linear import Linear
+from ..tensor import Tensor, apply
 
 
 def _check_float(x, name):
@@ -14,7 +22,7 @@ def _check_float(x, name):
 
 def linear(input, weight, bias=None, activation=None):
     """input @ weight.T + bias, as torch's; activation="relu" also applies ReLU in the same op,
-    which on the GPU costs no pass of its own (ops.nn.Linear)."""
+    which on the GPU costs no pass of its own (kernels/cuda/linear.py)."""
     if activation not in (None, "relu"):
         raise ValueError(f"linear: activation must be None or 'relu', got {activation!r}")
     if input.shape[-1] != weight.shape[-1]:
@@ -22,7 +30,7 @@ def linear(input, weight, bias=None, activation=None):
                          f"but weight expects {weight.shape[-1]} (shape {weight.shape})")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias shape {bias.shape}, expected ({weight.shape[0]},)")
-    return N.Linear.apply(input, weight, bias, activation)
+    return apply(Linear, input, weight, bias, activation)
 
 
 def relu(input):
@@ -69,8 +77,8 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean", label_smoo
     logits = input
     if input.ndim > 2:  # move classes last, then rows
         logits = input.permute(0, *range(2, input.ndim), 1)
-    loss = N.CrossEntropy.apply(logits.reshape(-1, c), t.reshape(-1), ignore_index, reduction,
-                                float(label_smoothing))
+    loss = apply(CrossEntropy, logits.reshape(-1, c), t.reshape(-1), ignore_index, reduction,
+                 float(label_smoothing))
     return loss.reshape(target.shape) if reduction == "none" else loss
 
 
@@ -83,7 +91,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != shape:
             raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected {shape}")
-    return N.LayerNorm.apply(input, weight, bias, len(shape), eps)
+    return apply(LayerNorm, input, weight, bias, len(shape), eps)
 
 
 def embedding(input, weight):
@@ -97,7 +105,7 @@ def embedding(input, weight):
             raise IndexError(f"embedding index {hi if hi >= n else lo} is out of range for {n} embeddings "
                              f"(expected 0..{n - 1})")
     bounds.check(idx.data, report)
-    return N.Embedding.apply(idx.data, weight)
+    return apply(Embedding, idx.data, weight)
 
 
 def dropout(input, p=0.5, training=True):
@@ -107,7 +115,7 @@ def dropout(input, p=0.5, training=True):
         return input
     if p == 1.0:
         return input * 0.0
-    return N.Dropout.apply(input, p, backend.rng(input.device))
+    return apply(Dropout, input, p, backend.next_seed(input.device))
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
@@ -115,8 +123,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     """softmax(q k^T * scale + mask) v over the last two dims, as torch's.
 
     attn_mask: bool (True = take part in attention) or float (added to the scores, and
-    differentiable). One fused op (ops.nn.Attention); dropout_p applies whenever it is
-    > 0, as in torch, so pass 0.0 in eval."""
+    differentiable). One op (ops/attention.py); dropout_p applies whenever it is > 0, as
+    in torch, so pass 0.0 in eval."""
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
         raise ValueError(f"attention shapes do not fit: query {query.shape}, key {key.shape}, "
                          f"value {value.shape}")
@@ -125,17 +133,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
-    generator = backend.rng(query.device) if dropout_p else None
-    if is_causal and kernels.use("attention", query.data) and kernels.attention.supports(
-            query.data, key.data, value.data):  # GPU: no T x T mask built, no T x T weights kept
-        return N.Attention.apply(query, key, value, None, scale, dropout_p, generator, fused_causal=True)
-    xp = array_module(query.data)
-    t_q, t_k = query.shape[-2], key.shape[-2]
-    bias = attn_mask
-    if is_causal:
-        bias = Tensor._wrap(xp.tril(xp.ones((t_q, t_k), dtype=bool)))
-    if bias is not None and bias.dtype == backend.bool_:  # keep -> 0, drop -> -inf
-        bias = xp.where(bias.data, query.dtype.type(0), query.dtype.type(-math.inf))
-    if isinstance(bias, Tensor) and bias.device != query.device:
+    seed = backend.next_seed(query.device) if dropout_p else None
+    bias = attn_mask if attn_mask is None or isinstance(attn_mask, Tensor) else Tensor(attn_mask, device=query.device)
+    if bias is not None and bias.device != query.device:
         raise RuntimeError(f"attn_mask is on {bias.device}, but query is on {query.device}")
-    return N.Attention.apply(query, key, value, bias, scale, dropout_p, generator)
+    if bias is not None and bias.dtype == backend.bool_:  # keep -> 0, drop -> -inf
+        bias = array_module(query.data).where(bias.data, query.dtype.type(0), query.dtype.type(-math.inf))
+    return apply(Attention, query, key, value, bias, scale, dropout_p, seed, is_causal)

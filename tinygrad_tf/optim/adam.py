@@ -3,16 +3,35 @@
 Adam adds weight_decay * p to the gradient (L2 regularisation, which the adaptive
 denominator then rescales); AdamW shrinks p by (1 - lr * weight_decay) before the
 update (decoupled weight decay, Loshchilov & Hutter), so AdamW is Adam with one flag.
+
+`_update` is the textbook rule, one param at a time. With fused=True (PyTorch's name) the
+step updates all of a group's GPU params with the multi-tensor kernels of
+kernels/cuda/adam.py, a few launches in all, with the same arithmetic bit for bit;
+fused=None, the default, does so wherever it can (float32/float64 params on a GPU, the
+"adam" kernel switched on, no amsgrad).
 """
-from .. import backend, kernels
+from .. import kernels
+from ..backend import array_module
+from ..kernels.cuda import adam as cuda_adam
 from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
-                 *, decoupled_weight_decay=False):
+                 *, fused=None, decoupled_weight_decay=False):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, decoupled_weight_decay=decoupled_weight_decay))
+        if fused not in (None, True, False):
+            raise ValueError(f"fused must be None, True or False, got {fused!r}")
+        if fused:
+            for gi, group in enumerate(self.param_groups):
+                if group["amsgrad"]:
+                    raise ValueError(f"fused=True does not implement amsgrad (param group {gi}); pass fused=False")
+                for i, p in enumerate(group["params"]):
+                    if not cuda_adam.supports(p.data, p.data):
+                        raise ValueError(f"fused=True needs float32/float64 params on a GPU, but param {i} of "
+                                         f"param group {gi} is {p.dtype} on {p.device}; pass fused=None or False")
+        self.fused = fused
 
     def _validate(self, hp):
         if not hp["lr"] >= 0.0:
@@ -27,67 +46,59 @@ class Adam(Optimizer):
         if not hp["weight_decay"] >= 0.0:
             raise ValueError(f"Invalid weight_decay value: {hp['weight_decay']} (expected weight_decay >= 0)")
 
-    def step(self, closure=None):
-        try:
-            return super().step(closure)
-        finally:  # the GPU params that _update queued; also when a later param raised, as on the CPU
-            kernels.adam.flush()
+    def _step_group(self, group, params):
+        """The textbook _update per param, except those the fused kernels take: all of those
+        with the same device, dtype and step count in one update() call."""
+        batches = {}
+        for p in params:
+            state = self.state.setdefault(p, {})
+            if not state:
+                zeros = array_module(p.data).zeros_like
+                state.update(step=0, exp_avg=zeros(p.data), exp_avg_sq=zeros(p.data))
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = zeros(p.data)
+            if self._fuses(p, state, group):
+                state["step"] += 1
+                batches.setdefault((p.device, p.dtype, state["step"]), []).append((p, state))
+            else:
+                self._update(p.data, p.grad.data, state, group)
+        for (_, _, step), batch in batches.items():
+            beta1, beta2 = (float(b) for b in group["betas"])
+            cuda_adam.update([p.data for p, _ in batch], [p.grad.data for p, _ in batch],
+                             [s["exp_avg"] for _, s in batch], [s["exp_avg_sq"] for _, s in batch],
+                             lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=float(group["eps"]),
+                             weight_decay=float(group["weight_decay"]),
+                             decoupled=group["decoupled_weight_decay"], step=step)
+
+    def _fuses(self, p, state, group):
+        if self.fused is False or (self.fused is None and (group["amsgrad"] or not kernels.enabled("adam"))):
+            return False
+        return cuda_adam.supports(p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"])
 
     def _update(self, param, grad, state, group):
-        xp = backend.array_module(param)
-        # Python floats keep float32 params float32 (NEP 50); a NumPy float64 would promote
+        """One step of one param: param in place, the moments in `state` replaced."""
+        # Python floats keep float32 arrays float32; a NumPy float64 would promote them.
+        xp = array_module(param)
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = xp.zeros_like(param)
-            state["exp_avg_sq"] = xp.zeros_like(param)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = xp.zeros_like(param)
         state["step"] += 1
-        step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        if kernels.use("adam", param) and not group["amsgrad"] and kernels.adam.supports(
-                param, grad, exp_avg, exp_avg_sq):
-            # GPU: everything below, for all params at once in step() (kernels/adam.py, same arithmetic)
-            kernels.adam.queue(param, grad, exp_avg, exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                               weight_decay=weight_decay, decoupled=group["decoupled_weight_decay"], step=step)
-            return
-
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                param *= 1 - lr * weight_decay
-            else:
-                grad = grad + weight_decay * param  # a new array: grad itself is never written to
-
-        # Everything below is in place on arrays this optimizer owns (the state, one scratch
-        # array `tmp`, and p.data): one allocation per param per step instead of one per
-        # operation, and float32 state stays float32 (out= and in-place ops keep the dtype).
-        tmp = xp.multiply(grad, 1 - beta1)
-        exp_avg *= beta1
-        exp_avg += tmp                            # exp_avg = beta1 * exp_avg + (1 - beta1) * g
-        xp.multiply(grad, grad, out=tmp)
-        tmp *= 1 - beta2
-        exp_avg_sq *= beta2
-        exp_avg_sq += tmp                         # exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g^2
+        step = state["step"]
+        if weight_decay and group["decoupled_weight_decay"]:
+            param *= 1 - lr * weight_decay                     # AdamW: shrink the weights
+        elif weight_decay:
+            grad = grad + weight_decay * param                 # Adam: L2 in the gradient
+        m = state["exp_avg"] = beta1 * state["exp_avg"] + (1 - beta1) * grad             # 1st moment
+        v = state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1 - beta2) * (grad * grad)  # 2nd
         if group["amsgrad"]:
-            second = state["max_exp_avg_sq"]
-            xp.maximum(second, exp_avg_sq, out=second)
-        else:
-            second = exp_avg_sq
-
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2 = 1 - beta2 ** step
-        step_size = lr / bias_correction1
-        xp.sqrt(second, out=tmp)
-        tmp /= bias_correction2 ** 0.5
-        tmp += eps                                # denom = sqrt(v) / sqrt(bc2) + eps (eps after, as PyTorch)
-        xp.divide(exp_avg, tmp, out=tmp)
-        tmp *= step_size
-        param -= tmp                              # p -= step_size * exp_avg / denom
+            v = state["max_exp_avg_sq"] = xp.maximum(state["max_exp_avg_sq"], v)
+        # The bias corrections of m and v, with eps added after (PyTorch's placement):
+        denom = xp.sqrt(v) / (1 - beta2 ** step) ** 0.5 + eps
+        param -= lr / (1 - beta1 ** step) * (m / denom)
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay, default 1e-2, as in PyTorch."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay=True)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, fused=fused, decoupled_weight_decay=True)

@@ -1,13 +1,14 @@
 """Optimizer: the bookkeeping every update rule shares (param groups, state, checkpoints).
 
-A subclass only writes `_update(param, grad, state, group)` on raw backend arrays;
-this class loops over the groups, skips params without a gradient, and saves and
+A subclass only writes `_update(param, grad, state, group)` on raw backend arrays (or
+`_step_group`, to update a group's params together); this class loops over the groups,
+skips params without a gradient, and saves and
 restores the per-param state the way PyTorch does, so checkpoints read the same.
 """
 import numpy as np
 
 from .. import backend
-from ..autograd import enable_grad, no_grad
+from ..grad_mode import enable_grad, no_grad
 from ..tensor import FLOAT_DTYPES, Tensor
 
 
@@ -81,10 +82,13 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
+                self._step_group(group, [p for p in group["params"] if p.grad is not None])
         return loss
+
+    def _step_group(self, group, params):
+        """Update one group's params that have a gradient; by default one _update each."""
+        for p in params:
+            self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
 
     def _update(self, param, grad, state, group):
         """Update the raw array `param` (in place) from `grad` (read only) and this param's `state`."""

@@ -8,7 +8,7 @@ of a column group to finish adds the partial rows in a fixed order (a ticket cou
 CUDA's threadFenceReduction pattern): one launch and deterministic."""
 import numpy as np
 
-from ..backend import cupy
+from ...backend import cupy
 from ._cuda import raw_kernel
 
 _SOURCE = r"""
@@ -104,6 +104,3 @@ def _column_sums(x, y, both):
          np.int64(rows), np.int32(n), np.int64(per_chunk), np.int32(y is not None), np.int32(both)))
     return out, out2
 
-
-def supports(x):
-    return x.ndim == 2 and x.dtype in (np.float32, np.float64)

@@ -10,8 +10,10 @@ writes the total. No atomics, and no thread walks more than CHUNK rows plus thos
 """
 import numpy as np
 
-from ..backend import cupy
-from ._cuda import raw_kernel
+from ...backend import cupy, is_cuda_array
+from ...function import Function
+from ...ops import embedding
+from ._cuda import on_gpu, raw_kernel
 
 CHUNK = 32
 _THREADS = 128
@@ -74,6 +76,19 @@ def add_rows(target, index, rows):
                                                  (part, sorted_index, target) + args + (np.int64(target.shape[0]),))
 
 
-def supports(target, rows):
-    return (target.ndim == rows.ndim == 2 and target.flags.c_contiguous and target.dtype == rows.dtype
-            and target.dtype in (np.float32, np.float64))
+class Embedding(Function):
+    """The textbook forward; the backward sums repeated ids in sorted order (add_rows)."""
+    name, replaces = "embedding", embedding.Embedding
+
+    @staticmethod
+    def supports(idx, weight):
+        return on_gpu(weight) and is_cuda_array(idx) and weight.ndim == 2
+
+    def forward(self, idx, weight):
+        self.idx, self.weight_shape, self.dtype = idx, weight.shape, weight.dtype
+        return weight[idx]
+
+    def backward(self, g):
+        grad = cupy.zeros(self.weight_shape, self.dtype)
+        add_rows(grad, self.idx.reshape(-1), g.reshape(-1, self.weight_shape[-1]).astype(self.dtype, copy=False))
+        return None, grad

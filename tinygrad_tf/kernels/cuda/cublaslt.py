@@ -1,4 +1,4 @@
-"""2-D GEMMs through cuBLASLt, for Linear layers: the bias (and a ReLU) applied in the epilogue.
+"""2-D GEMMs through cuBLASLt, for Linear layers (linear.py): the bias (and a ReLU) applied in the epilogue.
 
 A GEMM followed by `out += bias` writes the (N, out) result, then reads and writes it
 again, and a ReLU after it once more; PyTorch's Linear adds the bias in cuBLASLt's
@@ -25,7 +25,7 @@ import ctypes
 
 import numpy as np
 
-from ..backend import cupy
+from ...backend import cupy
 from ._cuda import ALPHA_BETA, tf32
 
 _OP_N, _OP_T = 0, 1

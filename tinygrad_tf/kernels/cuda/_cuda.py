@@ -1,10 +1,11 @@
-"""What every kernel shares: the CUDA helpers (warp reductions, the dropout hash,
-correctly rounded arithmetic), compilation per dtype, and the one-warp-per-row launch."""
+"""What every GPU kernel shares: the CUDA helpers (warp reductions, the dropout hash,
+correctly rounded arithmetic), compilation per dtype, the one-warp-per-row launch and the
+vectorized elementwise kernel."""
 import os
 
 import numpy as np
 
-from ..backend import cupy
+from ...backend import cupy, is_cuda_array
 
 CTYPES = {np.dtype("float32"): "float", np.dtype("float64"): "double"}
 
@@ -24,8 +25,8 @@ __device__ __forceinline__ long long tg_warp_row() {
 }
 __device__ __forceinline__ int tg_lane() { return threadIdx.x & 31; }
 // Dropout's random numbers: splitmix64 of (seed, element index), so a mask is a pure
-// function of its seed. Backward recomputes it instead of keeping it in memory, and
-// random.uniform() computes the same bits with NumPy/CuPy integer ops for the tests.
+// function of its seed. Backward recomputes it instead of keeping it in memory, and the
+// textbook ops draw the same bits with NumPy/CuPy integer ops (ops/random.py, uniform).
 __device__ __forceinline__ unsigned long long tg_mix64(unsigned long long seed, unsigned long long i) {
     unsigned long long z = seed + (i + 1ull) * 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -143,3 +144,8 @@ def tf32():
 def scalar(dtype, value):
     """A kernel argument of the array's float type (float or double in the kernel)."""
     return np.dtype(dtype).type(value)
+
+
+def on_gpu(*arrays):
+    """True when every array is a CuPy array of a float type the kernels are compiled for."""
+    return all(is_cuda_array(a) and a.dtype in CTYPES for a in arrays)

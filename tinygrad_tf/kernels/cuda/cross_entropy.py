@@ -1,11 +1,13 @@
 """Cross-entropy of (rows, classes) logits: one warp per row in each direction.
 
 Forward writes each row's loss and log-sum-exp (kept for backward instead of the
-(rows, classes) log-probabilities); backward writes (softmax - smoothed one-hot) * scale."""
+(rows, classes) probabilities); backward writes (softmax - smoothed one-hot) * scale."""
 import numpy as np
 
-from ..backend import cupy
-from ._cuda import launch_rows, raw_kernel, scalar
+from ...backend import cupy, is_cuda_array
+from ...function import Function
+from ...ops import cross_entropy
+from ._cuda import launch_rows, on_gpu, raw_kernel, scalar
 
 _SOURCE = r"""
 extern "C" __global__ void ce_fwd(const T* X, const long long* TARGET, T* LOSS, T* LSE, long long rows,
@@ -79,5 +81,25 @@ def backward(logits, target, lse, scale, ignore_index, smoothing):
     return gx
 
 
-def supports(logits):
-    return logits.dtype in (np.float32, np.float64)
+class CrossEntropy(Function):
+    name, replaces = "cross_entropy", cross_entropy.CrossEntropy
+
+    @staticmethod
+    def supports(logits, target, ignore_index, reduction, label_smoothing):
+        return on_gpu(logits) and is_cuda_array(target)
+
+    def forward(self, logits, target, ignore_index, reduction, label_smoothing):
+        loss, lse = forward(logits, target, ignore_index, label_smoothing)
+        self.saved = (logits, target, lse, ignore_index, label_smoothing)
+        self.reduction = reduction
+        if reduction == "none":
+            return loss
+        if reduction == "sum":
+            return loss.sum()
+        self.count = (target != ignore_index).sum(dtype=logits.dtype)
+        return loss.sum() / self.count  # nan when every target is ignored, as PyTorch
+
+    def backward(self, g):
+        logits, target, lse, ignore_index, smoothing = self.saved
+        scale = g / self.count if self.reduction == "mean" else g  # per row for "none"
+        return backward(logits, target, lse, scale, ignore_index, smoothing), None

@@ -14,7 +14,7 @@ import ctypes
 
 import numpy as np
 
-from ..backend import cupy
+from ...backend import cupy
 from ._cuda import ALPHA_BETA, tf32
 
 _WORKSPACE_BYTES = 32 << 20  # what cuBLAS's documentation advises for Hopper

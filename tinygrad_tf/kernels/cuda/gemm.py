@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ..backend import cupy
+from ...backend import cupy
 from . import cublas
 from ._cuda import ALPHA_BETA, raw_kernel
 

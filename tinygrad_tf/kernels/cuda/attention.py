@@ -21,9 +21,11 @@ causal part of each row and write only the part that those products read.
 """
 import numpy as np
 
-from ..backend import cupy
+from ...backend import cupy
+from ...function import Function
+from ...ops import attention
 from . import gemm
-from ._cuda import launch_rows, raw_kernel, scalar
+from ._cuda import launch_rows, on_gpu, raw_kernel, scalar
 from .random import keep_scale, shift
 
 _SOURCE = r"""
@@ -107,12 +109,6 @@ extern "C" __global__ void attn_bwd(T* G, const T* P, long long rows, int n, int
     }
 }
 """
-
-
-def supports(q, k, v):
-    """Same batch dims everywhere (no broadcasting) and a float type the kernels know."""
-    return (q.ndim >= 3 and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype
-            and q.dtype in (np.float32, np.float64))
 
 
 def _dropout_args(p, seed, s):
@@ -211,3 +207,21 @@ def backward(g, saved, needs=(True, True, True)):
     gq = _causal_nn(ds, k, cupy.empty_like(q)) if needs[0] else None
     gk = _causal_tn(ds, q, cupy.empty_like(k)) if needs[1] else None
     return gq, gk, gv
+
+
+class Attention(Function):
+    """Causal attention without a bias: no T x T mask built, no T x T weights kept."""
+    name, replaces = "attention", attention.Attention
+
+    @staticmethod
+    def supports(q, k, v, bias, scale, dropout_p, seed, causal):
+        """Causal, no bias, the same batch dims everywhere (no broadcasting) and one float type."""
+        return (causal and bias is None and on_gpu(q, k, v) and q.ndim >= 3
+                and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype)
+
+    def forward(self, q, k, v, bias, scale, dropout_p, seed, causal):
+        out, self.saved = forward(q, k, v, scale, dropout_p, seed)
+        return out
+
+    def backward(self, g):
+        return backward(g, self.saved, self.needs_grad[:3]) + (None,)

@@ -2,11 +2,14 @@
 
 Forward and backward are the same kernel (the gradient is masked and scaled exactly as
 the input was), so nothing but the seed is kept between them: no mask array, and no
-separate random-number pass. The mask hashes seed + shift, a device word (random.shift)."""
+separate random-number pass. The mask hashes seed + shift, a device word (random.shift)
+that is zero outside a CUDA graph, so eagerly it is the textbook op's mask bit for bit."""
 import numpy as np
 
-from ..backend import cupy
-from ._cuda import elementwise
+from ...backend import cupy
+from ...function import Function
+from ...ops import dropout
+from ._cuda import elementwise, on_gpu
 from .random import keep_scale, shift
 
 _kernel = elementwise("tg_dropout", ("x",), "unsigned long long seed, const unsigned long long* shift, T p, T scale",
@@ -17,3 +20,18 @@ def apply(x, p, seed):
     """x * mask / (1 - p), with the mask of `seed` over x's C-ordered elements."""
     return _kernel(cupy.ascontiguousarray(x), np.uint64(seed), shift(x.device.id), x.dtype.type(p),
                    keep_scale(p, x.dtype))
+
+
+class Dropout(Function):
+    name, replaces = "dropout", dropout.Dropout
+
+    @staticmethod
+    def supports(x, p, seed):
+        return on_gpu(x)
+
+    def forward(self, x, p, seed):
+        self.p, self.seed = p, seed
+        return apply(x, p, seed)
+
+    def backward(self, g):
+        return apply(g, self.p, self.seed)

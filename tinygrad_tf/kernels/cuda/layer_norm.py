@@ -1,13 +1,17 @@
 """Layer norm over the last axis of a (rows, n) array: one warp per row, one pass each way.
 
-Forward writes the output, xhat (kept for backward, as the reference keeps it) and one
+Forward writes the output, xhat (kept for backward, as the textbook op keeps it) and one
 1/std per row; backward writes dx from g, xhat and 1/std in one kernel. The weight and
 bias gradients are column sums over all rows (reduce.column_sum)."""
+import math
+
 import numpy as np
 
-from ..backend import cupy
+from ...backend import cupy, is_cuda_array
+from ...function import Function
+from ...ops import layer_norm
 from . import reduce
-from ._cuda import launch_rows, raw_kernel, scalar
+from ._cuda import launch_rows, on_gpu, raw_kernel, scalar
 
 _SOURCE = r"""
 extern "C" __global__ void ln_fwd(const T* X, const T* W, const T* B, T* Y, T* XHAT, T* RSTD,
@@ -86,5 +90,23 @@ def backward(g2, xhat, rstd, weight, needs=(True, True, True)):
     return gx, gw, gb
 
 
-def supports(x, weight, bias):
-    return x.dtype in (np.float32, np.float64) and all(p is None or p.dtype == x.dtype for p in (weight, bias))
+class LayerNorm(Function):
+    """The normalised axes are flattened into one: rows of n = their product."""
+    name, replaces = "layer_norm", layer_norm.LayerNorm
+
+    @staticmethod
+    def supports(x, weight, bias, ndim, eps):
+        return on_gpu(x) and all(p is None or (is_cuda_array(p) and p.dtype == x.dtype) for p in (weight, bias))
+
+    def forward(self, x, weight, bias, ndim, eps):
+        self.shape, self.param_shape = x.shape, x.shape[x.ndim - ndim:]
+        self.weight = None if weight is None else weight.reshape(-1)
+        out, self.xhat, self.rstd = forward(x.reshape(-1, math.prod(self.param_shape)), self.weight,
+                                            None if bias is None else bias.reshape(-1), eps)
+        return out.reshape(self.shape)
+
+    def backward(self, g):
+        gx, gw, gb = backward(g.reshape(self.xhat.shape), self.xhat, self.rstd, self.weight, self.needs_grad)
+        return (None if gx is None else gx.reshape(self.shape),
+                None if gw is None else gw.reshape(self.param_shape),
+                None if gb is None else gb.reshape(self.param_shape))

@@ -1,0 +1,32 @@
+"""The one place that chooses between a textbook op and a fused twin of it.
+
+tensor.apply asks `choose(op, args, kwargs)` for every op it runs: Tensor methods (`x @ w`,
+`x.softmax(-1)`), nn.functional, and the gradient sums of the graph walk all come through
+here. A fused op (kernels/) runs when its switch is on (tg.kernels.select) and its
+`supports(*args, **kwargs)` accepts the call (device, dtype, shape); otherwise the textbook
+op (ops/) runs. `tg.kernels.select("none")` thus runs any model on textbook ops only.
+"""
+from . import kernels
+from .kernels.cpu import attention as cpu_attention, embedding as cpu_embedding, layer_norm as cpu_layer_norm, \
+    linear as cpu_linear
+from .kernels.cuda import add, attention, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
+
+# Every fused op, in the order they are tried for the op they replace.
+FUSED = (add.Add, relu.Relu, dropout.Dropout, matmul.MatMul, linear.Linear, cpu_linear.Linear,
+         layer_norm.LayerNorm, cpu_layer_norm.LayerNorm, cross_entropy.CrossEntropy, embedding.Embedding,
+         cpu_embedding.Embedding, attention.Attention, cpu_attention.Attention)
+
+TWINS = {op: tuple(f for f in FUSED if f.replaces is op) for op in {f.replaces for f in FUSED}}
+
+
+def choose(op, args, kwargs):
+    """The Function class to run for textbook op `op` on raw arguments `args` and `kwargs`."""
+    for fused in TWINS.get(op, ()):
+        if kernels.enabled(fused.name) and fused.supports(*args, **kwargs):
+            return fused
+    return op
+
+
+def run(op, *args, **kwargs):
+    """op's forward (or its fused twin's) on raw arrays, recording nothing: for sums of gradients."""
+    return choose(op, args, kwargs)().forward(*args, **kwargs)

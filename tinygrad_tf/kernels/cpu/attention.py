@@ -1,0 +1,51 @@
+"""Attention on the CPU: the textbook op's math with BLAS's fast paths and fewer passes over
+the T x T scores: q is scaled (T x d) instead of the scores (T x T), k^T and v^T are made
+contiguous for the GEMMs, exp and the normalisation run in place, row sums are GEMVs."""
+import numpy as np
+
+from ...function import Function
+from ...ops import attention
+from ...ops.random import dropout_scale
+from .blas import on_cpu, row_sum
+
+
+class Attention(Function):
+    name, replaces = "attention", attention.Attention
+
+    @staticmethod
+    def supports(q, k, v, bias, scale, dropout_p, seed, causal):
+        if not on_cpu(q, k, v) or not (bias is None or on_cpu(bias)):
+            return False
+        scores = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+        return bias is None or np.broadcast_shapes(bias.shape, scores) == scores  # added in place
+
+    def forward(self, q, k, v, bias, scale, dropout_p, seed, causal):
+        self.q_scaled = q * q.dtype.type(scale)
+        scores = self.q_scaled @ np.ascontiguousarray(np.swapaxes(k, -1, -2))
+        if bias is not None:
+            scores += bias
+        if causal:
+            tq, tk = scores.shape[-2:]
+            scores += np.where(np.tril(np.ones((tq, tk), dtype=bool)), q.dtype.type(0), q.dtype.type(-np.inf))
+        scores -= scores.max(axis=-1, keepdims=True)  # max-shift: stable, and -inf masks give 0
+        weights = np.exp(scores, out=scores)
+        weights *= 1 / row_sum(weights)
+        self.weights, self.drop = weights, None
+        if dropout_p:
+            self.drop = dropout_scale(seed, weights.shape, dropout_p, weights.dtype)
+            weights = weights * self.drop
+        self.k, self.v, self.scale, self.dropped = k, v, scale, weights
+        return weights @ v
+
+    def backward(self, g):
+        p = self.weights
+        gv = np.swapaxes(self.dropped, -1, -2) @ g if self.needs_grad[2] else None
+        ds = g @ np.ascontiguousarray(np.swapaxes(self.v, -1, -2))  # dL/d(dropped weights)
+        if self.drop is not None:
+            ds *= self.drop
+        ds *= p
+        ds -= p * row_sum(ds)  # softmax Jacobian: P * (dP - rowsum(dP * P))
+        gbias = ds if self.needs_grad[3] else None
+        gq = (ds @ self.k) * g.dtype.type(self.scale) if self.needs_grad[0] else None
+        gk = np.swapaxes(ds, -1, -2) @ self.q_scaled if self.needs_grad[1] else None
+        return gq, gk, gv, gbias

@@ -1,0 +1,30 @@
+"""ReLU with its backward as one elementwise kernel: gx = out > 0 ? g : 0.
+
+The textbook backward takes two launches on the GPU (a compare, then a multiply by the
+bool mask); this takes one and reads the saved output instead of a separate mask.
+Linear's fused ReLU (linear.py) uses the same backward."""
+from ...backend import cupy
+from ...function import Function
+from ...ops import elementwise
+from ._cuda import elementwise as vectorized, on_gpu
+
+_kernel = vectorized("tg_relu_backward", ("g", "out"), "", "out > (T)0 ? g : (T)0")
+
+
+def relu_backward(g, out):
+    return _kernel(cupy.ascontiguousarray(g), cupy.ascontiguousarray(out))
+
+
+class Relu(Function):
+    name, replaces = "relu", elementwise.Relu
+
+    @staticmethod
+    def supports(a):
+        return on_gpu(a)
+
+    def forward(self, a):
+        self.out = cupy.maximum(a, 0)
+        return self.out
+
+    def backward(self, g):
+        return relu_backward(g, self.out)

@@ -1,0 +1,35 @@
+"""Cross-entropy of logits (N, C) against class indices (N,), with label smoothing."""
+from ..backend import array_module
+from ..function import Function
+
+
+class CrossEntropy(Function):
+    """loss_i = -sum_c q_ic log p_ic, with p_i = softmax(logits_i) and the target distribution
+    q_i = (1 - s) onehot(t_i) + s / C (s: label_smoothing). Rows whose target is ignore_index
+    have loss 0 and do not count in the mean."""
+
+    def forward(self, logits, target, ignore_index, reduction, label_smoothing):
+        xp = array_module(logits)
+        n, c = logits.shape
+        shifted = logits - logits.max(axis=1, keepdims=True)  # max-shift: no overflow in exp
+        logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        self.valid = target != ignore_index
+        self.target = xp.where(self.valid, target, 0)  # any class for ignored rows: their loss is zeroed
+        picked = logp[xp.arange(n), self.target]
+        loss = (-(1 - label_smoothing) * picked - (label_smoothing / c) * logp.sum(axis=1)) * self.valid
+        self.p, self.smoothing, self.reduction = xp.exp(logp), label_smoothing, reduction
+        if reduction == "none":
+            return loss
+        if reduction == "sum":
+            return loss.sum()
+        self.count = self.valid.sum(dtype=logits.dtype)
+        return loss.sum() / self.count  # nan when every target is ignored, as PyTorch
+
+    def backward(self, g):
+        # d loss_i / d logits_i = p_i - q_i: the softmax minus the target distribution.
+        xp = array_module(g)
+        n, c = self.p.shape
+        q = xp.full((n, c), self.smoothing / c, dtype=self.p.dtype)
+        q[xp.arange(n), self.target] += 1 - self.smoothing
+        scale = g / self.count if self.reduction == "mean" else g  # per row for "none"
+        return (self.p - q) * (self.valid * scale)[:, None], None

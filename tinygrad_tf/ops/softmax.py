@@ -1,0 +1,33 @@
+"""Softmax and log-softmax along one axis."""
+from ..backend import array_module
+from ..function import Function
+
+
+def softmax(x, dim):
+    """exp(x) / sum(exp(x)) along dim. Subtracting the row's max first changes nothing in exact
+    arithmetic and keeps exp from overflowing for large x (and gives exp(-inf) = 0 for a mask)."""
+    e = array_module(x).exp(x - x.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+class Softmax(Function):
+    def forward(self, x, dim):
+        self.y, self.dim = softmax(x, dim), dim
+        return self.y
+
+    def backward(self, g):
+        # The Jacobian diag(y) - y y^T times g, without forming it: y * (g - sum(g * y)).
+        y = self.y
+        return y * (g - (g * y).sum(axis=self.dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def forward(self, x, dim):
+        xp = array_module(x)
+        shifted = x - x.max(axis=dim, keepdims=True)  # the max-shift, as in softmax
+        self.out, self.dim = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True)), dim
+        return self.out
+
+    def backward(self, g):
+        # d log softmax: g - softmax(x) * sum(g), and softmax(x) = exp(out).
+        return g - array_module(g).exp(self.out) * g.sum(axis=self.dim, keepdims=True)
