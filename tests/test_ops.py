@@ -2,14 +2,17 @@
 compared with PyTorch on values and gradients.
 
 Each case is fn(lib, F, *inputs) written once for both libraries: `lib` is
-tinygrad_tf or torch, `F` the matching functional module. A coverage test walks
-the graphs the cases build and fails if any Function subclass has no case.
+tinygrad_tf or torch, `F` the matching functional module. The gradchecks run on the
+textbook ops (tg.kernels.selected("none")) and again with the fused ops this machine
+picks. A coverage test walks the graphs the cases build on textbook ops and fails if any
+textbook op (a Function in tinygrad_tf/ops/) has no case.
 """
 import numpy as np
 import pytest
 
 import tinygrad_tf as tg
 import tinygrad_tf.nn.functional as TF
+from tinygrad_tf import kernels
 from tinygrad_tf.function import Function
 
 rng = np.random.default_rng(0)
@@ -158,12 +161,14 @@ def make_inputs(arrays):
     return [tg.tensor(a.copy(order="K"), dtype=tg.float64, requires_grad=True) for a in arrays]
 
 
+@pytest.mark.parametrize("ops", ["none", "all"], ids=["textbook", "fused"])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_gradcheck(case):
+def test_gradcheck(case, ops):
     _, fn, arrays, opts = case
     inputs = make_inputs(arrays)
-    assert tg.gradcheck(lambda *xs: fn(tg, TF, *xs), inputs, eps=opts.get("eps", 1e-6),
-                        atol=opts.get("atol", 1e-5), rtol=opts.get("rtol", 1e-3))
+    with kernels.selected(ops):
+        assert tg.gradcheck(lambda *xs: fn(tg, TF, *xs), inputs, eps=opts.get("eps", 1e-6),
+                            atol=opts.get("atol", 1e-5), rtol=opts.get("rtol", 1e-3))
 
 
 def test_noncontiguous_inputs_really_are():
@@ -183,40 +188,45 @@ def _functions_in_graph(t):
     return names
 
 
-def _all_function_classes():
+def _textbook_ops():
     out, todo = set(), [Function]
     while todo:
         cls = todo.pop()
         for sub in cls.__subclasses__():
-            if sub.__module__.startswith("tinygrad_tf."):
+            if sub.__module__.startswith("tinygrad_tf.ops."):
                 out.add(sub.__name__)
             todo.append(sub)
     return out
 
 
-def test_every_op_has_a_gradcheck_case():
+@kernels.selected("none")
+def test_every_textbook_op_has_a_gradcheck_case():
     covered = set()
     for _, fn, arrays, _ in CASES:
         out = fn(tg, TF, *make_inputs(arrays))
         covered |= _functions_in_graph(out)
-    missing = _all_function_classes() - covered - GPU_ONLY_FUNCTIONS
+    missing = _textbook_ops() - covered - GPU_ONLY_FUNCTIONS
     assert not missing, f"ops without a gradcheck case: {sorted(missing)}"
+    assert len(_textbook_ops()) > 30
 
 
+@pytest.mark.parametrize("ops", ["none", "all"], ids=["textbook", "fused"])
 @pytest.mark.parametrize("case", [c for c in CASES if c[3].get("torch", True)],
                          ids=[c[0] for c in CASES if c[3].get("torch", True)])
-def test_matches_torch(case):
+def test_matches_torch(case, ops):
     torch = pytest.importorskip("torch")
     import torch.nn.functional as TorchF
     _, fn, arrays, opts = case
     ours = make_inputs(arrays)
     theirs = [torch.tensor(np.ascontiguousarray(a), dtype=torch.float64, requires_grad=True) for a in arrays]
-    out = fn(tg, TF, *ours)
+    with kernels.selected(ops):
+        out = fn(tg, TF, *ours)
     ref = fn(torch, TorchF, *theirs)
     rtol = opts.get("torch_rtol", 1e-10)
     np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=rtol, atol=rtol)
     weight = np.random.default_rng(1).standard_normal(out.shape)
-    (out * tg.tensor(weight, dtype=tg.float64)).sum().backward()
+    with kernels.selected(ops):
+        (out * tg.tensor(weight, dtype=tg.float64)).sum().backward()
     (ref * torch.tensor(weight)).sum().backward()
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=rtol, atol=rtol)

@@ -3,7 +3,7 @@
 Dropout draws its masks from these, on every device and in every implementation: a mask is
 a pure function of its seed, so a backward (or a fused GPU kernel) can make it again
 instead of keeping it, and the textbook op and its fused twin draw the very same mask.
-The hash is splitmix64 (Steele, Lea & Flood); kernels/cuda/_cuda.py has the same in CUDA.
+The hash is splitmix64 (Steele, Lea & Flood); the GPU twins compute the same in CUDA.
 """
 import numpy as np
 

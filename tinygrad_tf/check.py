@@ -1,0 +1,221 @@
+"""Check every fused op against the textbook op it replaces, on this machine's devices.
+
+    python -m tinygrad_tf.check              # every fused op, float64 and float32, every device here
+    python -m tinygrad_tf.check --json out.json
+
+The fused ops (tinygrad_tf/kernels/) are what a model runs by default; the textbook ops
+(tinygrad_tf/ops/) are the spec, checked against finite differences by the test suite.
+For each fused op and each of its cases below, both run on the same inputs (forward, then
+backward with the same random output gradient) and the table shows the worst difference of
+the output and of every input gradient, relative to the textbook result's largest value.
+Dropout draws the same counter-based mask in both (ops/random.py), so it is compared
+exactly like the rest. The fused AdamW update is compared with the textbook update over a
+few steps. The test suite runs this same table (tests/test_kernels.py).
+"""
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import backend
+from .autograd import unbroadcast
+from .kernels.cpu import attention as cpu_attention, embedding as cpu_embedding, layer_norm as cpu_layer_norm, \
+    linear as cpu_linear
+from .kernels.cuda import add, attention, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
+from .optim import Adam, AdamW
+from .tensor import Tensor
+
+DTYPES = (np.float64, np.float32)
+TOLERANCE = {np.float64: 1e-10, np.float32: 1e-5}
+TF32_TOLERANCE = 1e-2  # float32 products rounded to TF32 (10-bit mantissa) on the GPU
+
+
+@dataclass
+class Case:
+    """One call of a fused op: `args` as NumPy arrays and constants. Float arrays are the inputs
+    (cast to the dtype checked and moved to the op's device); integer and bool arrays are moved."""
+    fused: type
+    label: str
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+
+
+def _r(*shape, seed=0, scale=1.0, shift=0.0):
+    return np.random.default_rng(seed).standard_normal(shape) * scale + shift
+
+
+def _ids(shape, high, seed=3):
+    return np.random.default_rng(seed).integers(0, high, shape)
+
+
+def _targets(n, c, ignore):
+    t = _ids((n,), c)
+    if ignore:
+        t[::7] = -100
+    return t
+
+
+def _linear_cases(fused):
+    x, w, b = _r(4, 50, 24), _r(40, 24, seed=1), _r(40, seed=2)
+    return [Case(fused, "bias", (x, w, b, None)), Case(fused, "bias+relu", (x, w, b, "relu")),
+            Case(fused, "no bias+relu", (x, w, None, "relu")),
+            Case(fused, "transposed x", (_r(24, 30).T, w, b, None))]
+
+
+def _layer_norm_cases(fused):
+    return [Case(fused, "affine", (_r(3, 5, 48, scale=3, shift=1), _r(48, seed=1), _r(48, seed=2), 1, 1e-5)),
+            Case(fused, "2 dims, no affine", (_r(6, 4, 10, shift=2), None, None, 2, 1e-5))]
+
+
+def _embedding_cases(fused):
+    return [Case(fused, "repeated ids", (_ids((6, 50), 7), _r(7, 12)))]
+
+
+def _qkv(*shape):
+    return tuple(_r(*shape, seed=s) for s in range(3))
+
+
+CASES = [
+    Case(add.Add, "same shape", (_r(7, 33), _r(7, 33, seed=1))),  # 231: a partial last vector
+    Case(relu.Relu, "", (_r(7, 33),)),
+    Case(dropout.Dropout, "p=0.25", (_r(7, 33, 5), 0.25, 99)),
+    Case(matmul.MatMul, "2-D", (_r(30, 24), _r(24, 20, seed=1))),
+    Case(matmul.MatMul, "batched, broadcast", (_r(2, 1, 3, 4), _r(5, 4, 2, seed=1))),
+    Case(matmul.MatMul, "transposed", (_r(4, 3).T, _r(5, 4, seed=1).T)),
+    *_linear_cases(linear.Linear), *_linear_cases(cpu_linear.Linear),
+    *_layer_norm_cases(layer_norm.LayerNorm), *_layer_norm_cases(cpu_layer_norm.LayerNorm),
+    *[Case(cross_entropy.CrossEntropy, f"{reduction}, smoothing {s}{', ignore' * ignore}",
+           (_r(40, 65, scale=4), _targets(40, 65, ignore), -100, reduction, s))
+      for reduction, s, ignore in (("mean", 0.0, False), ("sum", 0.1, False), ("none", 0.0, True),
+                                   ("mean", 0.2, True))],
+    *_embedding_cases(embedding.Embedding), *_embedding_cases(cpu_embedding.Embedding),
+    *[Case(attention.Attention, f"causal {shape}{', dropout 0.3' * bool(p)}", (*_qkv(*shape), None, 0.35, p, 7, True))
+      for shape, p in (((2, 3, 16, 8), 0.0), ((1, 2, 70, 16), 0.0), ((5, 33, 4), 0.0), ((2, 3, 40, 8), 0.3),
+                       ((2, 3, 67, 8), 0.3))],
+    Case(cpu_attention.Attention, "causal", (*_qkv(2, 3, 16, 8), None, 0.35, 0.0, None, True)),
+    Case(cpu_attention.Attention, "float mask, dropout 0.3",
+         (_r(2, 4, 3), _r(2, 5, 3, seed=1), _r(2, 5, 3, seed=2), _r(4, 5, seed=4), 0.5, 0.3, 7, False)),
+]
+
+
+def device_of_kernel(fused):
+    """"cuda" for kernels/cuda, "cpu" for kernels/cpu."""
+    return fused.__module__.split(".")[-2]
+
+
+def _prepare(value, dtype, device):
+    if not isinstance(value, np.ndarray):
+        return value
+    value = value.astype(dtype) if value.dtype.kind == "f" else value
+    return backend.to_device(value, device)
+
+
+def _run(op, args, kwargs, seed):
+    """(output, gradients of the float inputs) of op's forward and backward, as host arrays."""
+    fn = op()
+    fn.needs_grad = tuple(hasattr(a, "dtype") and a.dtype.kind == "f" for a in args)
+    out = backend.array_module(args[0]).asarray(fn.forward(*args, **kwargs))
+    g = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
+    grads = fn.backward(backend.to_device(g, backend.device_of(out)))
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    return [backend.to_numpy(out)] + [backend.to_numpy(unbroadcast(gr, args[i].shape))
+                                      for i, gr in enumerate(grads) if fn.needs_grad[i]]
+
+
+def tolerance(dtype, device):
+    tf32 = device == "cuda" and dtype == np.float32 and os.environ.get("CUPY_TF32", "0") != "0"
+    return TF32_TOLERANCE if tf32 else TOLERANCE[dtype]
+
+
+def check_case(case, dtype):
+    """A result row: the worst relative difference between the fused op and its textbook op."""
+    device = device_of_kernel(case.fused)
+    row = dict(kernel=f"{device}/{case.fused.name}", case=case.label, device=device, dtype=np.dtype(dtype).name,
+               tolerance=tolerance(dtype, device))
+    if device == "cuda" and not backend.cuda_available():
+        return dict(row, worst=None, passed=None, note="no GPU here")
+    args = tuple(_prepare(a, dtype, "cuda:0" if device == "cuda" else "cpu") for a in case.args)
+    if not case.fused.supports(*args, **case.kwargs):
+        return dict(row, worst=None, passed=False, note="the fused op does not take this case")
+    fused = _run(case.fused, args, case.kwargs, seed=9)
+    textbook = _run(case.fused.replaces, args, case.kwargs, seed=9)
+    worst = max(float(np.abs(f - t).max(initial=0.0)) / max(float(np.abs(t).max(initial=0.0)), 1e-30)
+                for f, t in zip(fused, textbook))
+    return dict(row, worst=worst, passed=bool(worst <= row["tolerance"]) and len(fused) == len(textbook), note="")
+
+
+def check_adam(dtype, steps=4):
+    """AdamW and Adam (L2), several steps, more params than one launch takes: fused against textbook."""
+    device = "cuda"
+    row = dict(kernel="cuda/adam", case="AdamW and Adam, 15 params, 4 steps", device=device,
+               dtype=np.dtype(dtype).name, tolerance=0.0)
+    if not backend.cuda_available():
+        return dict(row, worst=None, passed=None, note="no GPU here")
+    worst = 0.0
+    for make in (lambda ps, fused: AdamW(ps, lr=1e-2, fused=fused),
+                 lambda ps, fused: Adam(ps, lr=1e-2, weight_decay=0.1, fused=fused)):
+        results = []
+        for fused in (True, False):
+            params = [Tensor(_r(*shape, seed=i), dtype=dtype, device="cuda", requires_grad=True)
+                      for i, shape in enumerate([(5, 7), (13,), (3, 4, 2), (1,), (300, 70)] * 3)]
+            opt = make(params, fused)
+            for step in range(steps):
+                for i, p in enumerate(params):
+                    p.grad = Tensor(_r(*p.shape, seed=100 * step + i), dtype=dtype, device="cuda")
+                opt.step()
+            results.append([p.data.get() for p in params])
+        worst = max([worst] + [float(np.abs(a - b).max()) for a, b in zip(*results)])
+    return dict(row, worst=worst, passed=worst == 0.0, note="bit for bit")
+
+
+def run_all(dtypes=DTYPES):
+    rows = [check_case(case, dtype) for dtype in dtypes for case in CASES]
+    return rows + [check_adam(dtype) for dtype in dtypes]
+
+
+def format_table(rows):
+    """The rows that ran, then one line for those skipped (the GPU's, on a machine without one)."""
+    lines = [f"{'kernel':<22}{'case':<38}{'dtype':<9}{'worst diff':>12}{'tolerance':>11}  result"]
+    for r in rows:
+        if r["passed"] is not None:
+            worst = "-" if r["worst"] is None else f"{r['worst']:.1e}"
+            note = "" if r["passed"] or not r["note"] else f" ({r['note']})"
+            lines.append(f"{r['kernel']:<22}{r['case'][:37]:<38}{r['dtype']:<9}{worst:>12}"
+                         f"{r['tolerance']:>11.0e}  {'pass' if r['passed'] else 'FAIL'}{note}")
+    skipped = sorted({r["kernel"] for r in rows if r["passed"] is None})
+    if skipped:
+        note = next(r["note"] for r in rows if r["passed"] is None)
+        lines.append(f"skipped ({note}): {', '.join(skipped)}")
+    return "\n".join(lines)
+
+
+def gpu_name():
+    if not backend.cuda_available():
+        return None
+    name = backend.cupy.cuda.runtime.getDeviceProperties(0)["name"]
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m tinygrad_tf.check", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dtype", choices=["float64", "float32", "both"], default="both")
+    p.add_argument("--json", help="also write the rows to this JSON file")
+    args = p.parse_args(argv)
+    dtypes = DTYPES if args.dtype == "both" else (np.dtype(args.dtype).type,)
+    rows = run_all(dtypes)
+    gpu = gpu_name() or "no GPU"
+    failed = [r for r in rows if r["passed"] is False]
+    print(format_table(rows))
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} rows pass or are skipped; {len(failed)} fail "
+          f"(CPU and {gpu}; float32 tolerance {'TF32' if os.environ.get('CUPY_TF32', '0') != '0' else 'plain'})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
