@@ -16,7 +16,9 @@ Time: median ms/step over --steps steps after --warmup steps, synchronizing the 
 around each step. Memory: on the GPU the peak of bytes in use (CuPy's pool used bytes,
 tracked by a memory hook over a few extra steps; torch.cuda.max_memory_allocated) and
 the pool's reserved bytes; on the CPU each row runs in a subprocess of this script
-(--only ROW) and reports its peak RSS (ru_maxrss), minus the RSS after imports.
+(--only ROW) and reports its peak RSS (ru_maxrss), minus the RSS after imports. On the CPU
+every process first calls tinygrad_tf.backend.keep_freed_memory() (glibc keeps freed memory
+in its heap), whichever side its row measures; the JSON says so ("keep_freed_memory").
 MFU = (6 * N * tokens + 12 * L * T * C * tokens) / step time / peak FLOP/s, N the
 non-embedding parameters and the attention term counting the full T x T products.
 Writes JSON to benchmarks/results/<device>-<preset>-<precision>.json (or --out) and
@@ -66,9 +68,11 @@ def parse_args(argv=None):
                    help="run the rows in turn this many times (A B A B ...) and pool each row's steps: "
                         "host noise that comes and goes then falls on every row alike")
     p.add_argument("--ours-variants", default="all",
-                   help="comma list of kernel sets for extra 'ours' rows: all, none, or -NAME "
-                        "(all fused kernels but NAME); see tinygrad_tf.kernels.NAMES")
-    p.add_argument("--ablate", action="store_true", help="--ours-variants all,none and every -NAME")
+                   help="comma list of kernel sets, one 'ours' row each: all, none (textbook ops only), "
+                        "NAME (only that fused kernel) or -NAME (all but NAME), NAME from "
+                        "tinygrad_tf.kernels.NAMES")
+    p.add_argument("--ablate", action="store_true",
+                   help="--ours-variants all,none and -NAME for every NAME in tinygrad_tf.kernels.NAMES")
     p.add_argument("--profile", action="store_true",
                    help="GPU: also list where a step's GPU time goes (torch.profiler/CUPTI sees CuPy's "
                         "kernels too) for ours (all kernels) and torch_sdpa")
@@ -185,11 +189,17 @@ def make_graph_step(model, opt, batches):
 
 
 def run_ours(args, cfg, batches, weights, vocab, variant="all", graph=False):
+    """Our row with the kernel set `variant` switched on (tg.kernels.selected), whatever happens."""
+    from tinygrad_tf import kernels
+    with kernels.selected(variant):
+        return _run_ours(args, cfg, batches, weights, vocab, graph)
+
+
+def _run_ours(args, cfg, batches, weights, vocab, graph):
     import tinygrad_tf as tg
-    from tinygrad_tf import kernels, optim
+    from tinygrad_tf import optim
     from tinygrad_tf.models.gpt import GPT, GPTConfig
     dev = "cuda" if args.device == "cuda" else "cpu"
-    kernels.select(variant)
     tg.manual_seed(args.seed)
     model = GPT(GPTConfig(vocab_size=vocab, block_size=cfg["block_size"], n_layer=cfg["n_layer"],
                           n_head=cfg["n_head"], n_embd=cfg["n_embd"], dropout=cfg["dropout"]))
@@ -226,7 +236,6 @@ def run_ours(args, cfg, batches, weights, vocab, variant="all", graph=False):
             row["profile"]["batch1_ms"] = statistics.median(_time_steps(one, sync, 20, 3)[0]) * 1e3
             row["profile"]["qkv_gemm_ms"] = gemm_probe(cfg)
             row["profile"]["host"] = host_profile(one, sync)
-    kernels.select("all")
     return row
 
 
@@ -324,183 +333,18 @@ def gemm_probe(cfg, reps=20):
 
 
 # --- PyTorch ----------------------------------------------------------------------------
-def torch_models(torch):
-    nn, F = torch.nn, torch.nn.functional
-
-    class Head(nn.Module):  # the lecture's: one module per head, a tril buffer as the mask
-        def __init__(self, n_embd, head_size, block_size, dropout):
-            super().__init__()
-            self.key = nn.Linear(n_embd, head_size, bias=False)
-            self.query = nn.Linear(n_embd, head_size, bias=False)
-            self.value = nn.Linear(n_embd, head_size, bias=False)
-            self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
-            self.dropout = nn.Dropout(dropout)
-
-        def forward(self, x):
-            B, T, C = x.shape
-            k, q = self.key(x), self.query(x)
-            wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5
-            wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
-            wei = self.dropout(F.softmax(wei, dim=-1))
-            return wei @ self.value(x)
-
-    class MultiHeadAttention(nn.Module):
-        def __init__(self, n_head, n_embd, block_size, dropout):
-            super().__init__()
-            hs = n_embd // n_head
-            self.heads = nn.ModuleList([Head(n_embd, hs, block_size, dropout) for _ in range(n_head)])
-            self.proj = nn.Linear(n_embd, n_embd)
-            self.dropout = nn.Dropout(dropout)
-
-        def forward(self, x):
-            return self.dropout(self.proj(torch.cat([h(x) for h in self.heads], dim=-1)))
-
-    class FeedForward(nn.Module):
-        def __init__(self, n_embd, dropout):
-            super().__init__()
-            self.net = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.ReLU(),
-                                     nn.Linear(4 * n_embd, n_embd), nn.Dropout(dropout))
-
-        def forward(self, x):
-            return self.net(x)
-
-    class LectureBlock(nn.Module):
-        def __init__(self, cfg):
-            super().__init__()
-            self.sa = MultiHeadAttention(cfg["n_head"], cfg["n_embd"], cfg["block_size"], cfg["dropout"])
-            self.ffwd = FeedForward(cfg["n_embd"], cfg["dropout"])
-            self.ln1, self.ln2 = nn.LayerNorm(cfg["n_embd"]), nn.LayerNorm(cfg["n_embd"])
-
-        def forward(self, x):
-            x = x + self.sa(self.ln1(x))
-            return x + self.ffwd(self.ln2(x))
-
-    class LectureGPT(nn.Module):
-        def __init__(self, cfg, vocab):
-            super().__init__()
-            self.token_embedding_table = nn.Embedding(vocab, cfg["n_embd"])
-            self.position_embedding_table = nn.Embedding(cfg["block_size"], cfg["n_embd"])
-            self.blocks = nn.Sequential(*[LectureBlock(cfg) for _ in range(cfg["n_layer"])])
-            self.ln_f = nn.LayerNorm(cfg["n_embd"])
-            self.lm_head = nn.Linear(cfg["n_embd"], vocab)
-
-        def forward(self, idx, targets):
-            B, T = idx.shape
-            x = self.token_embedding_table(idx) + self.position_embedding_table(
-                torch.arange(T, device=idx.device))
-            logits = self.lm_head(self.ln_f(self.blocks(x)))
-            return logits, F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
-
-    class CausalSelfAttention(nn.Module):  # ours, in torch: batched heads and SDPA
-        def __init__(self, cfg):
-            super().__init__()
-            self.n_head, self.dropout = cfg["n_head"], cfg["dropout"]
-            self.query, self.key, self.value = (nn.Linear(cfg["n_embd"], cfg["n_embd"], bias=False)
-                                                for _ in range(3))
-            self.c_proj = nn.Linear(cfg["n_embd"], cfg["n_embd"])
-            self.resid_dropout = nn.Dropout(cfg["dropout"])
-
-        def forward(self, x):
-            B, T, C = x.shape
-            q, k, v = (p(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-                       for p in (self.query, self.key, self.value))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout if self.training else 0.0)
-            return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
-
-    class MLP(nn.Module):
-        def __init__(self, cfg):
-            super().__init__()
-            self.c_fc = nn.Linear(cfg["n_embd"], 4 * cfg["n_embd"])
-            self.relu = nn.ReLU()
-            self.c_proj = nn.Linear(4 * cfg["n_embd"], cfg["n_embd"])
-            self.dropout = nn.Dropout(cfg["dropout"])
-
-        def forward(self, x):
-            return self.dropout(self.c_proj(self.relu(self.c_fc(x))))
-
-    class Block(nn.Module):
-        def __init__(self, cfg):
-            super().__init__()
-            self.ln_1, self.attn = nn.LayerNorm(cfg["n_embd"]), CausalSelfAttention(cfg)
-            self.ln_2, self.mlp = nn.LayerNorm(cfg["n_embd"]), MLP(cfg)
-
-        def forward(self, x):
-            x = x + self.attn(self.ln_1(x))
-            return x + self.mlp(self.ln_2(x))
-
-    class SdpaGPT(nn.Module):
-        def __init__(self, cfg, vocab):
-            super().__init__()
-            self.token_embedding = nn.Embedding(vocab, cfg["n_embd"])
-            self.position_embedding = nn.Embedding(cfg["block_size"], cfg["n_embd"])
-            self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg["n_layer"])])
-            self.ln_f = nn.LayerNorm(cfg["n_embd"])
-            self.lm_head = nn.Linear(cfg["n_embd"], vocab)
-
-        def forward(self, idx, targets):
-            B, T = idx.shape
-            x = self.token_embedding(idx) + self.position_embedding(torch.arange(T, device=idx.device))
-            for block in self.blocks:
-                x = block(x)
-            logits = self.lm_head(self.ln_f(x))
-            return logits, F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
-
-    return LectureGPT, SdpaGPT
-
-
-def qkv_weights(weights, prefix, n_embd):
-    """(query, key, value) weights of one block, (C, C) each, whichever layout our GPT uses."""
-    if prefix + "attn.c_attn.weight" in weights:
-        w = weights[prefix + "attn.c_attn.weight"]
-        return w[:n_embd], w[n_embd:2 * n_embd], w[2 * n_embd:]
-    return tuple(weights[f"{prefix}attn.{name}.weight"] for name in ("query", "key", "value"))
-
-
-def sdpa_state(weights, cfg):
-    """Our state dict for the torch batched-heads model (separate query/key/value)."""
-    out = {k: v for k, v in weights.items() if ".attn.c_attn." not in k}
-    for i in range(cfg["n_layer"]):
-        for name, w in zip(("query", "key", "value"), qkv_weights(weights, f"blocks.{i}.", cfg["n_embd"])):
-            out[f"blocks.{i}.attn.{name}.weight"] = w
-    return out
-
-
-def lecture_state(weights, cfg):
-    """Our state dict renamed for the lecture's modules (query/key/value split per head)."""
-    C, H = cfg["n_embd"], cfg["n_head"]
-    hs = C // H
-    out = {"token_embedding_table.weight": weights["token_embedding.weight"],
-           "position_embedding_table.weight": weights["position_embedding.weight"],
-           "ln_f.weight": weights["ln_f.weight"], "ln_f.bias": weights["ln_f.bias"],
-           "lm_head.weight": weights["lm_head.weight"], "lm_head.bias": weights["lm_head.bias"]}
-    for i in range(cfg["n_layer"]):
-        p = f"blocks.{i}."
-        for name, w in zip(("query", "key", "value"), qkv_weights(weights, p, C)):
-            for h in range(H):
-                out[f"{p}sa.heads.{h}.{name}.weight"] = w[h * hs:(h + 1) * hs]
-        pairs = {"sa.proj": "attn.c_proj", "ffwd.net.0": "mlp.c_fc", "ffwd.net.2": "mlp.c_proj",
-                 "ln1": "ln_1", "ln2": "ln_2"}
-        for theirs, ours in pairs.items():
-            out[f"{p}{theirs}.weight"] = weights[f"{p}{ours}.weight"]
-            out[f"{p}{theirs}.bias"] = weights[f"{p}{ours}.bias"]
-    return out
-
-
 def run_torch(args, cfg, batches, weights, vocab, kind):
     import torch
+    from benchmarks import torch_models
     dev = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
-    LectureGPT, SdpaGPT = torch_models(torch)
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
     if kind == "torch_lecture":
-        model = LectureGPT(cfg, vocab)
-        state = lecture_state(weights, cfg)
+        model, state = torch_models.LectureGPT(cfg, vocab), torch_models.lecture_state(weights, cfg)
     else:
-        model = SdpaGPT(cfg, vocab)
-        state = sdpa_state(weights, cfg)
+        model, state = torch_models.SdpaGPT(cfg, vocab), weights  # our GPT's parameter names
     missing = model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()},
                                     strict=False)
     if missing.unexpected_keys or [k for k in missing.missing_keys if not k.endswith("tril")]:
@@ -628,6 +472,10 @@ def main(argv=None):
     if args.threads:  # read by NumPy's BLAS when a row's subprocess starts
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(args.threads)
+    from tinygrad_tf import backend
+    # CPU: glibc keeps freed memory in its heap, for both sides' temporaries, in this process
+    # and in each row's (--only re-runs main).
+    keep_freed_memory = args.device == "cpu" and backend.keep_freed_memory()
     cfg = dict(PRESETS[args.preset])
     batches, vocab = make_batches(args, cfg)
     weights = initial_weights(args, cfg, vocab)
@@ -686,6 +534,7 @@ def main(argv=None):
         "device": args.device, "precision": args.precision, "dtype": args.dtype, "preset": args.preset,
         "config": {**cfg, "vocab_size": vocab, "lr": LR, "optimizer": "AdamW(weight_decay=0.01)"},
         "steps": args.steps, "warmup": args.warmup, "repeat": args.repeat, "threads": args.threads,
+        "keep_freed_memory": keep_freed_memory,
         "data": args.data or "random tokens",
         "versions": info, "flops_per_step": flops, "non_embedding_params": n_params,
         "mfu_peak_tflops": peak, "mfu_formula": "(6*N_non_embedding + 12*L*T*C) * tokens / time / peak",

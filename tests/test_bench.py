@@ -2,34 +2,76 @@
 import importlib.util
 import json
 import statistics
+import sys
 from pathlib import Path
+
+import pytest
+
+import tinygrad_tf
+from tinygrad_tf import kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_train_cpu_smoke(tmp_path, capsys):
+def load_bench():
     spec = importlib.util.spec_from_file_location("bench_train", ROOT / "benchmarks" / "bench_train.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    rows = "ours,ours_graph,torch_sdpa" if importlib.util.find_spec("torch") else "ours,ours_graph"
+    return bench
+
+
+@pytest.fixture
+def kept(monkeypatch):
+    """Calls of backend.keep_freed_memory, recorded instead of changing this process's allocator."""
+    calls = []
+    monkeypatch.setattr(tinygrad_tf.backend, "keep_freed_memory", lambda: calls.append(1) or True)
+    return calls
+
+
+def test_bench_train_cpu_smoke(tmp_path, capsys, kept):
+    bench = load_bench()
+    torch_rows = ",torch_sdpa,torch_lecture" if importlib.util.find_spec("torch") else ""
     out = tmp_path / "bench.json"
-    bench.main(["--device", "cpu", "--preset", "cpu", "--steps", "2", "--warmup", "1", "--rows", rows,
-                "--isolate", "no", "--out", str(out)])
+    bench.main(["--device", "cpu", "--preset", "cpu", "--steps", "2", "--warmup", "1",
+                "--rows", "ours,ours_graph" + torch_rows, "--isolate", "no", "--out", str(out)])
     result = json.loads(out.read_text())
-    names = [r["name"] for r in (result["rows"] if isinstance(result["rows"], list) else result["rows"].values())]
+    names = [r["name"] for r in result["rows"]]
     assert "ours" in names and "ms/step" in capsys.readouterr().out
     assert "ours_graph" not in names  # a CUDA graph row only where the device is a GPU
-    if "torch_sdpa" in names:
-        assert result["ratio_vs_torch_sdpa"] > 0
+    assert kept == [1] and result["keep_freed_memory"] is True  # on the CPU, before any row
+    if torch_rows:
+        assert names == ["ours", "torch_sdpa", "torch_lecture"] and result["ratio_vs_torch_sdpa"] > 0
+        loss0 = [r["loss0"] for r in result["rows"]]  # the same weights and batch in all three models
+        assert max(loss0) - min(loss0) < 1e-4, loss0
 
 
-def test_bench_train_repeat_pools_the_steps_of_every_repeat(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "benchmarks" / "bench_train.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_bench_train_ours_runs_without_torch(tmp_path, monkeypatch, kept):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
     out = tmp_path / "bench.json"
-    bench.main(["--device", "cpu", "--preset", "cpu", "--steps", "3", "--warmup", "1", "--rows", "ours",
-                "--repeat", "2", "--isolate", "no", "--out", str(out)])
+    load_bench().main(["--device", "cpu", "--preset", "cpu", "--steps", "1", "--warmup", "0", "--rows", "ours",
+                       "--isolate", "no", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["versions"]["torch"] is None and "ms_median" in result["rows"][0]
+
+
+def test_bench_train_kernel_variants(tmp_path, kept):
+    bench = load_bench()
+    ablate = bench.parse_args(["--device", "cpu", "--ablate"])
+    assert bench.ours_variants(ablate) == ["all", "none"] + [f"-{n}" for n in kernels.NAMES]
+    out = tmp_path / "bench.json"
+    bench.main(["--device", "cpu", "--preset", "cpu", "--steps", "1", "--warmup", "0", "--rows", "ours",
+                "--ours-variants", "none,-matmul,attention,-nonsense", "--isolate", "no", "--out", str(out)])
+    rows = {r["name"]: r for r in json.loads(out.read_text())["rows"]}
+    assert list(rows) == ["ours:none", "ours:-matmul", "ours:attention", "ours:-nonsense"]
+    assert all("ms_median" in rows[n] for n in ("ours:none", "ours:-matmul", "ours:attention"))
+    assert rows["ours:-nonsense"]["skipped"].startswith("ValueError: unknown kernel")
+    assert kernels.enabled("attention") and kernels.enabled("matmul")  # every kernel on again afterwards
+
+
+def test_bench_train_repeat_pools_the_steps_of_every_repeat(tmp_path, kept):
+    out = tmp_path / "bench.json"
+    load_bench().main(["--device", "cpu", "--preset", "cpu", "--steps", "3", "--warmup", "1", "--rows", "ours",
+                       "--repeat", "2", "--isolate", "no", "--out", str(out)])
     row = json.loads(out.read_text())["rows"][0]
     assert row["steps"] == 6 and len(row["times_ms"]) == 6 and len(row["repeat_medians_ms"]) == 2
     assert row["ms_median"] == statistics.median(row["times_ms"])

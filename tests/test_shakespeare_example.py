@@ -128,3 +128,23 @@ def test_graphed_training_matches_eager_training_with_grad_clipping(tmp_path, te
     graph, eager = tg.load(tmp_path / "graph" / "ckpt.npz"), tg.load(tmp_path / "eager" / "ckpt.npz")
     for name, value in eager["model"].items():
         np.testing.assert_allclose(graph["model"][name].numpy(), value.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("flags, message", [(("--n-head", "3"), "divisible by n_head"),
+                                            (("--prompt", "@"), "--prompt: unknown character"),
+                                            (("--lr", "-1"), "learning rate"),
+                                            (("--block-size", "5000"), "too short for --block-size 5000")])
+def test_bad_flag_values_are_one_line_errors_before_training(tmp_path, text_file, flags, message):
+    example = load_example()
+    with pytest.raises(SystemExit, match=message):
+        run(example, text_file, tmp_path / "d", "--max-iters", "1", *flags)
+    assert not (tmp_path / "d" / "ckpt.npz").exists()
+
+
+def test_cpu_training_keeps_freed_memory_in_the_heap(tmp_path, text_file, monkeypatch):
+    """The example asks for it (a faster CPU step); importing tinygrad_tf does not."""
+    example = load_example()
+    calls = []
+    monkeypatch.setattr(tg.backend, "keep_freed_memory", lambda: calls.append(True))
+    run(example, text_file, tmp_path / "e", "--max-iters", "1")
+    assert calls == [True]

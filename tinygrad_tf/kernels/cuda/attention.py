@@ -42,7 +42,7 @@ __device__ __forceinline__ int tg_width(long long row, int tq, int n, int h, int
 extern "C" __global__ void attn_fwd(T* S, T* LSE, long long rows, int n, int tq, int h, int kh, T scale,
                                     T p, T keep, unsigned long long seed, const unsigned long long* shift,
                                     int dropout) {
-    seed += *shift;  // kernels/random.py: nonzero in a replayed CUDA graph
+    seed += *shift;  // random.py: nonzero in a replayed CUDA graph
     long long row = tg_warp_row();
     int lane = tg_lane();
     if (row >= rows) return;
@@ -66,7 +66,7 @@ extern "C" __global__ void attn_fwd(T* S, T* LSE, long long rows, int n, int tq,
 extern "C" __global__ void attn_recompute(T* S, T* PD, const T* LSE, long long rows, int n, int tq, int h, int kh,
                                           T scale, T p, T keep, unsigned long long seed,
                                           const unsigned long long* shift, int dropout) {
-    seed += *shift;  // kernels/random.py: nonzero in a replayed CUDA graph
+    seed += *shift;  // random.py: nonzero in a replayed CUDA graph
     long long row = tg_warp_row();
     int lane = tg_lane();
     if (row >= rows) return;
@@ -84,7 +84,7 @@ extern "C" __global__ void attn_recompute(T* S, T* PD, const T* LSE, long long r
 extern "C" __global__ void attn_bwd(T* G, const T* P, long long rows, int n, int tq, int h, int kh, T scale,
                                     T p, T keep, unsigned long long seed, const unsigned long long* shift,
                                     int dropout) {
-    seed += *shift;  // kernels/random.py: nonzero in a replayed CUDA graph
+    seed += *shift;  // random.py: nonzero in a replayed CUDA graph
     long long row = tg_warp_row();
     int lane = tg_lane();
     if (row >= rows) return;

@@ -5,7 +5,7 @@ again, and a ReLU after it once more; PyTorch's Linear adds the bias in cuBLASLt
 epilogue instead, as each tile of the product is stored, and so do we. On an H100 at the
 seed model's shapes (N = 16384): 384->1536 with bias and ReLU 687 -> 445 us, 384->384
 with bias 184 -> 154 us. (The weight gradient's bias-gradient epilogue, BGRADB, was
-measured too: 3-55% slower than a plain GEMM plus kernels/reduce.py's column sum, so the
+measured too: 3-55% slower than a plain GEMM plus reduce.py's column sum, so the
 backward keeps those.) The input gradient's GEMM comes here too, for the host's sake: a
 call costs about half of cupy.matmul's Python and Cython time, and the step is
 host-bound with TF32.

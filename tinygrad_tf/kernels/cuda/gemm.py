@@ -1,4 +1,4 @@
-"""Matrix products, 2-D and batched, through cuBLAS (kernels/cublas.py), honouring CUPY_TF32,
+"""Matrix products, 2-D and batched, through cuBLAS (cublas.py), honouring CUPY_TF32,
 on operands where they lie; they can be captured in a CUDA graph, unlike cupy.matmul's.
 
 cupy.matmul on arrays of more than two dimensions computes float32 products in plain
