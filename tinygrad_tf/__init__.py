@@ -1,7 +1,7 @@
 """tinygrad_tf: a small reverse-mode autograd engine on NumPy/CuPy, and a GPT to train with it."""
 from . import backend, cuda, kernels
 from .backend import bool_ as bool, float16, float32, float64, int32, int64  # noqa: A001
-from .backend import manual_seed
+from .backend import Generator, manual_seed
 from .creation import (arange, cat, empty, full, ones, ones_like, rand, randint, randn, stack,
                        tensor, tril, where, zeros, zeros_like)
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled

@@ -180,6 +180,46 @@ class _Devices:
 _devices = _Devices()
 
 
+class Generator:
+    """A random number generator of its own, as torch.Generator: pass it as `generator=` to
+    randn, rand, randint, randperm, multinomial, DataLoader and random_split to draw from it
+    instead of the device's generator (which tg.manual_seed seeds)."""
+
+    def __init__(self, device="cpu"):
+        self.device = parse_device(device)
+        self.manual_seed(int(np.random.SeedSequence().entropy % 2**63))
+
+    def manual_seed(self, seed):
+        """Restart from `seed`; returns the generator, as torch's does."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"manual_seed expects an integer seed, got {seed!r}")
+        self._seed = int(seed)
+        if self.device == "cpu":
+            self.rng = np.random.default_rng(self._seed)
+        else:
+            with cupy.cuda.Device(int(self.device[5:])):
+                self.rng = cupy.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self):
+        return self._seed
+
+    def seed(self):
+        """Reseed from fresh entropy; returns the new seed."""
+        return self.manual_seed(int(np.random.SeedSequence().entropy % 2**63))._seed
+
+
+def draw_from(generator, device):
+    """The NumPy/CuPy generator to draw from: a Generator's own, else the device's (manual_seed's)."""
+    if generator is None:
+        return rng(device)
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a tinygrad_tf.Generator, got {type(generator).__name__}")
+    if generator.device != device:
+        raise RuntimeError(f"the generator is on {generator.device}, but the tensor is made on {device}")
+    return generator.rng
+
+
 def state(device):
     """The DeviceState of "cpu" or "cuda:N"."""
     return _devices[device]

@@ -57,21 +57,26 @@ def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=Fals
     return Tensor(data, requires_grad=requires_grad)
 
 
-def randn(*shape, dtype=None, device="cpu", requires_grad=False):
-    return _make(lambda xp, s, dt, dev: backend.rng(dev).standard_normal(s, dtype=dt),
+def randn(*shape, generator=None, dtype=None, device="cpu", requires_grad=False):
+    return _make(lambda xp, s, dt, dev: backend.draw_from(generator, dev).standard_normal(s, dtype=dt),
                  shape, dtype, device, requires_grad)
 
 
-def rand(*shape, dtype=None, device="cpu", requires_grad=False):
-    return _make(lambda xp, s, dt, dev: backend.rng(dev).random(s, dtype=dt),
+def rand(*shape, generator=None, dtype=None, device="cpu", requires_grad=False):
+    return _make(lambda xp, s, dt, dev: backend.draw_from(generator, dev).random(s, dtype=dt),
                  shape, dtype, device, requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None, device="cpu"):
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device="cpu"):
+    """Integers in [low, high): randint(high, size) or randint(low, high, size), as torch's."""
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, (n,)): torch's two-argument form
+        low, high, size = 0, low, high
     low, high = (0, low) if high is None else (low, high)
+    if not isinstance(size, (tuple, list)):
+        raise TypeError(f"randint needs a size tuple, e.g. randint(10, (3,)) or randint(0, 10, (3,)); got {size!r}")
     if high <= low:
         raise ValueError(f"randint needs low < high, got low={low}, high={high}")
-    return _make(lambda xp, s, dt, dev: backend.rng(dev).integers(low, high, size=s).astype(dt),
+    return _make(lambda xp, s, dt, dev: backend.draw_from(generator, dev).integers(low, high, size=s).astype(dt),
                  size, dtype, device, False, backend.int64)
 
 
