@@ -554,6 +554,7 @@ def test_clip_grad_norm_edge_cases():
     p.grad = Tensor._wrap(np.array([np.inf, 1.0], np.float32))
     with pytest.raises(RuntimeError, match="non-finite"):
         nn.utils.clip_grad_norm_(p, 1.0, error_if_nonfinite=True)
+    p = nn.Parameter(np.zeros(2, np.float16))
     p.grad = Tensor._wrap(np.array([300.0, 400.0], np.float16))  # squares overflow float16
     assert nn.utils.clip_grad_norm_(p, 1.0).item() == pytest.approx(500)
     assert p.grad.dtype == np.float16
@@ -690,6 +691,5 @@ def test_gradients_match_torch():
     total = nn.utils.clip_grad_norm_(net.parameters(), 0.1)
     ref_grads = {n: p.grad.numpy() for n, p in ref.named_parameters()}
     for name, p in net.named_parameters():
-        # not bit-exact in float64: the engine's erf (in GELU) is A&S 7.1.26, |error| < 1.5e-7
-        np.testing.assert_allclose(p.grad.numpy(), ref_grads[name], rtol=1e-5, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(p.grad.numpy(), ref_grads[name], rtol=1e-10, atol=1e-13, err_msg=name)
     assert total.dtype == tg.float64

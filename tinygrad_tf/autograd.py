@@ -66,6 +66,13 @@ def backward(tensor, grad, retain_graph=False):
                 "saved tensors after they have already been freed). Saved intermediate "
                 "values of the graph are freed when you call .backward(). Specify "
                 "retain_graph=True if you need to backward through the graph a second time.")
+        for version, seen in fn.saved_versions:
+            if version[0] != seen:
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified by an inplace "
+                    f"operation: {type(fn).__name__}'s input or output is at version {version[0]}; expected "
+                    f"version {seen} instead (it was written to after the forward pass, e.g. by copy_, "
+                    f"__setitem__ or an optimizer step)")
         in_grads = fn.backward(g)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)

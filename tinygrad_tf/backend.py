@@ -24,6 +24,45 @@ DTYPES = {"float16": float16, "float32": float32, "float64": float64,
           "int32": int32, "int64": int64, "bool": bool_}
 
 
+def _category(dtype):
+    """0 for bool, 1 for integers, 2 for floating point: what torch's promotion compares first."""
+    return 2 if dtype.kind == "f" else 1 if dtype.kind in "iu" else 0
+
+
+def _promote(dtypes):
+    """The common dtype of tensors of one priority: the widest float if any, else the ints' type."""
+    floats = [d for d in dtypes if d.kind == "f"]
+    if floats:
+        return max(floats, key=lambda d: d.itemsize)
+    ints = [d for d in dtypes if d.kind in "iu"]
+    return np.result_type(*ints) if ints else bool_
+
+
+def result_type(*operands):
+    """The dtype torch gives an elementwise op of these operands (arrays or Python numbers).
+
+    Operands rank by kind: arrays of one or more dims, then 0-d arrays, then Python numbers.
+    A lower-ranked operand only counts when its category (bool < int < float) is higher than
+    what the ranks above give, and a Python number then brings the default dtype of its
+    category (float32 for floats, int64 for ints). So float32 * 2.5 is float32, int64 + 0.5 is
+    float32, and a float32 tensor plus a 0-d float64 tensor stays float32, as in torch."""
+    ranks = ([], [], [])
+    for o in operands:
+        if isinstance(o, bool):
+            ranks[2].append(bool_)
+        elif isinstance(o, int):
+            ranks[2].append(int64)
+        elif isinstance(o, float):
+            ranks[2].append(float32)
+        else:
+            ranks[0 if o.ndim else 1].append(o.dtype)
+    result = None
+    for dtypes in ranks:
+        if dtypes and (result is None or _category(_promote(dtypes)) > _category(result)):
+            result = _promote(dtypes)
+    return result
+
+
 def cuda_available():
     """True when CuPy is installed and sees at least one GPU."""
     if cupy is None:

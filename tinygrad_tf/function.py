@@ -11,9 +11,13 @@ tensor.apply, which also picks a fused twin of the op when one applies (dispatch
 
 
 class Function:
+    """`reads`: the indices of the tensor arguments whose values backward uses (None: all of them),
+    and `reads_output`: whether it uses the output's. If one of those is written in place between
+    forward and backward, backward raises instead of using the new values (tensor.py's _version)."""
+    reads, reads_output = None, False
     is_leaf_node = False
     # Defaults on the class: a node is built for every op, so __init__ sets nothing.
-    parents = input_shapes = needs_grad = ()
+    parents = input_shapes = needs_grad = saved_versions = ()
     retained = None
     released = False
 
@@ -42,7 +46,7 @@ class Function:
 
     def release(self):
         """Drop everything saved for backward (called after backward, as in PyTorch)."""
-        keep = ("parents", "input_shapes", "_hooks", "retained", "released", "needs_grad")
+        keep = ("parents", "input_shapes", "_hooks", "retained", "released", "needs_grad", "saved_versions")
         for name in [k for k in vars(self) if k not in keep]:
             delattr(self, name)
         self.released = True

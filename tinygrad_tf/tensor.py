@@ -13,7 +13,7 @@ import numpy as np
 
 from . import autograd, backend, bounds, dispatch
 from .backend import array_module, device_of, parse_device, parse_dtype
-from .grad_mode import is_grad_enabled
+from .grad_mode import is_grad_enabled, no_grad
 from .ops import elementwise as E, matmul as M, movement as V, reduce as R, softmax as S
 from .ops.reduce import normalize_dims
 
@@ -66,14 +66,27 @@ def apply(op, *args, **kwargs):
     data = fn.forward(*raw, **kwargs)
     if isinstance(data, np.generic):  # NumPy reductions give scalars; .data is always an array
         data = np.asarray(data)
+    out = Tensor._wrap(data, fn if any(needs) else None)
+    if data.base is not None:  # a view (reshape, permute, slice...): writes to either are writes to both
+        viewed = next((a for a in args if isinstance(a, Tensor) and _storage(a.data) is _storage(data)), None)
+        if viewed is not None:
+            out._version = viewed._version
     if not any(needs):
-        return Tensor._wrap(data)
+        return out
     fn.parents = tuple(a._grad_node() if isinstance(a, Tensor) else None for a in args)
     fn.input_shapes = tuple(a.shape if isinstance(a, Tensor) else None for a in args)
-    out = Tensor._wrap(data, fn)
+    fn.saved_versions = tuple((a._version, a._version[0]) for i, a in enumerate(args)
+                              if isinstance(a, Tensor) and (op.reads is None or i in op.reads))
+    if op.reads_output:
+        fn.saved_versions += ((out._version, out._version[0]),)
     if observer is not None:
         observer.after(fn, out)
     return out
+
+
+def _storage(array):
+    """The array that owns the memory of `array` (itself, or the base of a view)."""
+    return array if array.base is None else array.base
 
 
 @contextlib.contextmanager
@@ -97,20 +110,22 @@ class RemovableHandle:
 
 
 class Tensor:
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_hooks", "__weakref__")
+    # _version: a one-item list counting in-place writes, shared by a tensor and its views, so that a
+    # backward can tell that a value it saved was overwritten since (autograd.py raises then).
+    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "_hooks", "_version", "__weakref__")
     __hash__ = object.__hash__  # identity, although == is elementwise
     is_leaf_node = True  # as a parent in the graph, a tensor is where gradients stop
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         self.data = as_array(data, dtype, device)
-        self.grad, self._ctx, self._hooks, self._requires_grad = None, None, [], False
+        self._grad, self._ctx, self._hooks, self._requires_grad, self._version = None, None, [], False, [0]
         self.requires_grad = requires_grad
 
     @classmethod
     def _wrap(cls, data, ctx=None):
         """Fast path for ops: no conversion, no checks."""
         t = cls.__new__(cls)
-        t.data, t.grad, t._ctx, t._hooks, t._requires_grad = data, None, ctx, [], ctx is not None
+        t.data, t._grad, t._ctx, t._hooks, t._requires_grad, t._version = data, None, ctx, [], ctx is not None, [0]
         return t
 
     # --- properties -----------------------------------------------------------------
@@ -125,6 +140,22 @@ class Tensor:
         if not flag and self._ctx is not None:
             raise RuntimeError("requires_grad can only be turned off on leaf tensors; use .detach()")
         self._requires_grad = bool(flag)
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        """None, or a tensor of this tensor's shape, dtype and device (an optimizer would otherwise
+        broadcast a wrong one into its update without a word)."""
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad must be a Tensor or None, got {type(value).__name__}")
+            if (value.shape, value.dtype, value.device) != (self.shape, self.dtype, self.device):
+                raise RuntimeError(f"assigned grad has shape {value.shape}, dtype {value.dtype} on {value.device}; "
+                                 f"expected the tensor's: shape {self.shape}, dtype {self.dtype} on {self.device}")
+        self._grad = value
 
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
@@ -170,10 +201,10 @@ class Tensor:
         (`owned`), the first gradient is copied: backward may hand out views and shared arrays."""
         if grad.dtype != self.dtype:
             grad, owned = grad.astype(self.dtype), True
-        if self.grad is None:
-            self.grad = Tensor._wrap(grad if owned else grad.copy())
+        if self._grad is None:
+            self._grad = Tensor._wrap(grad if owned else grad.copy())
         else:
-            self.grad.data = self.grad.data + grad
+            self._grad.data = self._grad.data + grad
 
     def backward(self, gradient=None, retain_graph=False):
         if not self.requires_grad:
@@ -190,22 +221,76 @@ class Tensor:
         autograd.backward(self, grad, retain_graph)
 
     def detach(self):
-        return Tensor._wrap(self.data)
+        """The same memory, outside the graph (in-place writes to either are seen by both)."""
+        out = Tensor._wrap(self.data)
+        out._version = self._version
+        return out
+
+    # --- in-place writes ------------------------------------------------------------
+    # An in-place op writes into .data and counts the write in _version. In the graph it is
+    # refused: a tensor that requires grad is written only under no_grad (the optimizer's way).
+    def _write(self, what, value, index=Ellipsis):
+        """Write value (array, number or tensor) into self.data[index], as in-place op `what`."""
+        if self._requires_grad and is_grad_enabled():
+            if self._ctx is None:
+                raise RuntimeError(f"{what} writes in place into a leaf tensor that requires grad; do it under "
+                                   f"tg.no_grad() (as an optimizer does)")
+            raise RuntimeError(f"{what}: in-place operations on a tensor that is part of a graph are not "
+                               f"supported; compute a new tensor (x = x + y) or do it under tg.no_grad()")
+        if isinstance(value, Tensor):
+            value = value.data
+        self.data[index] = backend.to_device(value, self.device) if hasattr(value, "dtype") else value
+        self._version[0] += 1
+        return self
 
     def copy_(self, src):
         """Write src's values into this tensor's memory, cast to its dtype and moved to its device,
         broadcast to its shape (PyTorch's copy_). How a captured CUDA graph gets new inputs."""
-        if self.requires_grad and is_grad_enabled():
-            raise RuntimeError("copy_ would change a tensor that requires grad; do it under tg.no_grad()")
         data = src.data if isinstance(src, Tensor) else src if backend.is_cuda_array(src) else np.asarray(src)
-        try:
-            fits = np.broadcast_shapes(data.shape, self.shape) == self.shape
-        except ValueError:
-            fits = False
-        if not fits:
-            raise ValueError(f"copy_: the source's shape {tuple(data.shape)} does not broadcast to "
-                             f"this tensor's shape {self.shape}")
-        self.data[...] = backend.to_device(data, self.device)
+        _check_broadcasts_to(data.shape, self.shape, "copy_: the source")
+        return self._write("copy_", data.astype(self.dtype, copy=False))
+
+    def _inplace(self, what, op, other):
+        """self = op(self, other), computed as the out-of-place op (torch's type promotion), then
+        written back: the result must fit self's shape and cast to its dtype as torch allows."""
+        with no_grad():
+            result = op(self, other)
+        _check_broadcasts_to(result.shape, self.shape, f"{what}: the result")
+        if backend._category(result.dtype) > backend._category(self.dtype):
+            raise RuntimeError(f"{what}: result type {result.dtype} can't be cast to the tensor's dtype {self.dtype}")
+        return self._write(what, result.data)
+
+    def add_(self, other, alpha=1):
+        return self._inplace("add_", lambda a, b: a + b * alpha if alpha != 1 else a + b, other)
+
+    def sub_(self, other, alpha=1):
+        return self._inplace("sub_", lambda a, b: a - b * alpha if alpha != 1 else a - b, other)
+
+    def mul_(self, other):
+        return self._inplace("mul_", lambda a, b: a * b, other)
+
+    def div_(self, other):
+        return self._inplace("div_", lambda a, b: a / b, other)
+
+    def clamp_(self, min=None, max=None):
+        return self._inplace("clamp_", lambda a, _: a.clamp(min, max), None)
+
+    def masked_fill_(self, mask, value):
+        return self._inplace("masked_fill_", lambda a, _: a.masked_fill(mask, value), None)
+
+    def fill_(self, value):
+        return self._write("fill_", value.item() if isinstance(value, Tensor) else value)
+
+    def zero_(self):
+        return self._write("zero_", 0)
+
+    def __setitem__(self, index, value):
+        if isinstance(value, Tensor) and value.device != self.device:
+            raise RuntimeError(f"cannot assign a tensor on {value.device} into a tensor on {self.device}")
+        self._write("__setitem__", value, _index_arg(index, self))
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
         return self
 
     def retain_grad(self):
@@ -476,6 +561,16 @@ class Tensor:
 
     def log_softmax(self, dim):
         return apply(S.LogSoftmax, self, normalize_dims(dim, self.ndim)[0])
+
+
+def _check_broadcasts_to(shape, target, what):
+    """Raise unless an array of `shape` broadcasts to `target` (it may not grow it)."""
+    try:
+        fits = np.broadcast_shapes(tuple(shape), target) == target
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{what}'s shape {tuple(shape)} does not broadcast to this tensor's shape {target}")
 
 
 def shape_arg(args):

@@ -13,6 +13,7 @@ from .. import backend
 def _fill(tensor, array):
     """Write into the tensor's own array: views of it and anything holding it see the values."""
     tensor.data[...] = array.astype(tensor.dtype, copy=False)
+    tensor._version[0] += 1  # an in-place write, as Tensor's in-place ops count them
     return tensor
 
 

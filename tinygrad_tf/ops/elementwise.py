@@ -3,6 +3,7 @@ import math
 
 from ..backend import array_module
 from ..function import Function
+from .special import erfc
 
 
 class Add(Function):
@@ -119,17 +120,9 @@ class Relu(Function):
         return g * (self.out > 0)
 
 
-def erf(x):
-    """erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): NumPy has no erf."""
-    xp = array_module(x)
-    s, ax = xp.sign(x), xp.abs(x)
-    t = 1 / (1 + 0.3275911 * ax)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return s * (1 - poly * xp.exp(-ax * ax))
-
-
 class Gelu(Function):
-    """GELU: x * Phi(x); approximate="tanh" is the GPT-2 formula."""
+    """GELU: x * Phi(x), Phi the normal CDF through a float64-exact erfc (ops/special.py);
+    approximate="tanh" is the GPT-2 formula."""
 
     def forward(self, a, approximate="none"):
         xp = array_module(a)
@@ -139,7 +132,8 @@ class Gelu(Function):
             return 0.5 * a * (1 + self.t)
         if approximate != "none":
             raise ValueError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
-        self.cdf = 0.5 * (1 + erf(a * (1 / math.sqrt(2))))
+        # Phi(x) = erfc(-x/sqrt2)/2, not (1 + erf(x/sqrt2))/2: no cancellation for x << 0.
+        self.cdf = 0.5 * erfc(a * -math.sqrt(0.5))
         return a * self.cdf
 
     def backward(self, g):

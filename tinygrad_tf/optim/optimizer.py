@@ -82,7 +82,10 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
-                self._step_group(group, [p for p in group["params"] if p.grad is not None])
+                params = [p for p in group["params"] if p.grad is not None]
+                self._step_group(group, params)
+                for p in params:  # written in place: a graph that saved a param's old value must not backward
+                    p._version[0] += 1
         return loss
 
     def _step_group(self, group, params):
