@@ -205,6 +205,8 @@ def test_sampler_errors():
 def test_default_collate_types():
     stacked = default_collate([tg.tensor([1.0, 2.0]), tg.tensor([3.0, 4.0])])
     assert stacked.shape == (2, 2) and stacked.dtype == tg.float32
+    mixed = default_collate([tg.tensor([1, 2]), tg.tensor([0.5, 1.5])])
+    assert mixed.dtype == tg.float32 and mixed.tolist() == [[1.0, 2.0], [0.5, 1.5]]  # torch's promotion
     assert default_collate([1, 2]).dtype == tg.int64
     assert default_collate([1.5, 2]).dtype == tg.float64
     assert default_collate([True, False]).dtype == tg.bool
@@ -224,7 +226,8 @@ def test_default_collate_types():
 
 def test_default_collate_keeps_the_graph():
     w = tg.tensor([1.0, 2.0], requires_grad=True)
-    batch = default_collate([w * 2, w * 3])
+    batch = default_collate([w * 2, w * 3, tg.tensor([1, 1])])
+    assert batch.dtype == tg.float32 and batch.requires_grad
     batch.sum().backward()
     assert w.grad.tolist() == [5.0, 5.0]
 
@@ -294,6 +297,17 @@ def test_loader_with_sampler_and_batch_sampler():
     endless = DataLoader(ds, batch_size=4, sampler=RandomSampler(ds, True, 10**10, seeded(0)))
     batch = next(iter(endless))
     assert batch[0].shape == (4,) and len(endless) == 10**10 // 4
+
+
+def test_loader_with_mingpt_trainer_arguments():
+    """minGPT's trainer: an endless sampler with replacement, shuffle=False, pin_memory=True."""
+    ds = TensorDataset(tg.arange(50).reshape(10, 5), tg.arange(50).reshape(10, 5) + 1)
+    loader = DataLoader(ds, sampler=RandomSampler(ds, replacement=True, num_samples=int(1e10)),
+                        shuffle=False, pin_memory=True, batch_size=4, num_workers=0)
+    batches = iter(loader)
+    for _ in range(3):
+        x, y = next(batches)
+        assert x.shape == y.shape == (4, 5) and (y - x).tolist() == [[1] * 5] * 4
 
 
 def test_loader_iterable_dataset():
@@ -422,3 +436,23 @@ def test_same_errors_as_torch(torch):
         torch.utils.data.random_split(range(10), [3, 3])
     with pytest.raises(ValueError):
         random_split(range(10), [3, 3])
+
+
+def collate_cases(lib):
+    """Batches of samples for default_collate, built the same way for either library."""
+    return [
+        [lib.tensor([1, 2]), lib.tensor([0.5, 1.5])],
+        [lib.tensor([1.0, 2.0]), lib.tensor([3.0, 4.0]).double()],
+        [lib.arange(6).reshape(2, 3)] * 2,
+        [1, 2, 3], [1.5, 2], [True, False], [np.float32(1), np.float32(2)], [np.int32(1)], [np.float64(1)],
+        [np.array([1, 2], np.int32), np.array([3, 4], np.int32)], [np.arange(3.0)] * 2,
+        [(lib.tensor([1]), 0, "a"), (lib.tensor([2]), 1, "b")],
+        [[1, 2.0], [3, 4.0]],
+        [{"x": lib.tensor([1.0]), "y": {"z": 1}}, {"x": lib.tensor([2.0]), "y": {"z": 2}}],
+    ]
+
+
+def test_default_collate_matches_torch(torch):
+    for i, (ours, theirs) in enumerate(zip(collate_cases(tg), collate_cases(torch))):
+        assert_same(default_collate(ours), torch.utils.data.default_collate(theirs), torch, f"case {i}")
+        assert_same(default_convert(ours[0]), torch.utils.data.default_convert(theirs[0]), torch, f"case {i}")

@@ -9,6 +9,6 @@ from .gradcheck import GradcheckError, gradcheck
 from .graphcheck import GraphReport, gradcheck_graph
 from .serialize import load, save
 from .tensor import Tensor
-from . import nn, optim, viz  # noqa: E402  (they build on Tensor)
+from . import nn, optim, utils, viz  # noqa: E402  (they build on Tensor)
 
 __version__ = "0.1.0"

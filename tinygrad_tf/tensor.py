@@ -382,20 +382,37 @@ class Tensor:
                     raise ValueError(f"shapes {self.shape} and {other.shape} cannot be broadcast "
                                      f"together") from None
             return other
-        if isinstance(other, (int, float, bool)):
-            return other
+        if isinstance(other, (bool, np.bool_)):
+            return bool(other)
+        if isinstance(other, (int, np.integer)):
+            return int(other)
+        if isinstance(other, (float, np.floating)):  # as a Python float: a NumPy float64 would promote
+            return float(other)
         return Tensor(other, device=self.device)
 
-    def __add__(self, o): return apply(E.Add, self, self._operand(o))
-    def __radd__(self, o): return apply(E.Add, self._operand(o), self)
-    def __sub__(self, o): return apply(E.Sub, self, self._operand(o))
-    def __rsub__(self, o): return apply(E.Sub, self._operand(o), self)
-    def __mul__(self, o): return apply(E.Mul, self, self._operand(o))
-    def __rmul__(self, o): return apply(E.Mul, self._operand(o), self)
-    def __truediv__(self, o): return apply(E.Div, self, self._operand(o))
-    def __rtruediv__(self, o): return apply(E.Div, self._operand(o), self)
-    def __pow__(self, o): return apply(E.Pow, self, self._operand(o))
-    def __rpow__(self, o): return apply(E.Pow, self._operand(o), self)
+    def _binary(self, op, other, reverse=False, true_division=False):
+        """op(self, other) (or op(other, self)), the operands first cast to torch's result dtype."""
+        other = self._operand(other)
+        a, b = (other, self) if reverse else (self, other)
+        same = (isinstance(other, Tensor) and other.dtype == self.dtype) or (
+            isinstance(other, float) and self.dtype.kind == "f") or (
+            isinstance(other, int) and not isinstance(other, bool) and self.dtype.kind in "fiu")
+        dtype = self.dtype if same else backend.result_type(*(x.data if isinstance(x, Tensor) else x for x in (a, b)))
+        if true_division and dtype.kind != "f":
+            dtype = backend.float32  # integers divide into the default float dtype, as torch
+        a, b = (x.to(dtype) if isinstance(x, Tensor) and x.dtype != dtype else x for x in (a, b))
+        return apply(op, a, b)
+
+    def __add__(self, o): return self._binary(E.Add, o)
+    def __radd__(self, o): return self._binary(E.Add, o, reverse=True)
+    def __sub__(self, o): return self._binary(E.Sub, o)
+    def __rsub__(self, o): return self._binary(E.Sub, o, reverse=True)
+    def __mul__(self, o): return self._binary(E.Mul, o)
+    def __rmul__(self, o): return self._binary(E.Mul, o, reverse=True)
+    def __truediv__(self, o): return self._binary(E.Div, o, true_division=True)
+    def __rtruediv__(self, o): return self._binary(E.Div, o, reverse=True, true_division=True)
+    def __pow__(self, o): return self._binary(E.Pow, o)
+    def __rpow__(self, o): return self._binary(E.Pow, o, reverse=True)
     def __neg__(self): return apply(E.Neg, self)
     def __matmul__(self, o): return self.matmul(o)
     def __rmatmul__(self, o): return self._operand(o).matmul(self)

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from ..backend import Generator, array_module, draw_from, float64
+from ..backend import Generator, array_module, draw_from, float64, result_type
 from ..creation import stack
 from ..tensor import Tensor
 
@@ -258,8 +258,9 @@ _COLLATE_ERROR = ("default_collate: batch must contain tensors, numpy arrays, nu
 def default_collate(batch):
     """A list of samples -> one batch, as torch's default_collate: tensors and NumPy arrays are
     stacked along a new first dim; ints become an int64 tensor, floats a float64 one, bools a
-    bool one; strings stay a list; dicts, namedtuples, lists and tuples are collated field by
-    field (a tuple comes back as a list, as in torch)."""
+    bool one; strings stay as they come; dicts, namedtuples, lists and tuples are collated
+    field by field (a tuple comes back as a list, as in torch; a field is collated as the
+    tuple zip gives, so a field of strings stays a tuple, as in torch)."""
     elem = batch[0]
     if isinstance(elem, Tensor):
         return _stack(batch)
@@ -278,13 +279,13 @@ def default_collate(batch):
     if isinstance(elem, collections.abc.Mapping):
         return _same_container(elem, {key: default_collate([d[key] for d in batch]) for key in elem})
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # a namedtuple keeps its type
-        return type(elem)(*(default_collate(list(field)) for field in zip(*batch)))
+        return type(elem)(*(default_collate(field) for field in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         for i, sample in enumerate(batch):
             if len(sample) != len(elem):
                 raise RuntimeError(f"default_collate: each sample in a batch needs the same number of "
                                    f"fields, but sample 0 has {len(elem)} and sample {i} has {len(sample)}")
-        fields = [default_collate(list(field)) for field in zip(*batch)]
+        fields = [default_collate(field) for field in zip(*batch)]
         return fields if isinstance(elem, tuple) else _same_container(elem, fields)
     raise TypeError(_COLLATE_ERROR.format(type(elem)))
 
@@ -307,9 +308,9 @@ def default_convert(data):
 
 
 def _stack(tensors):
-    """torch.stack(batch) with its message for unequal shapes. Samples that need no gradient,
-    of one dtype on one device, are stacked as arrays in one call; the rest go through tg.stack,
-    which records the graph and promotes mixed dtypes."""
+    """torch.stack(batch): its message for unequal shapes, its dtype for mixed ones (int64 and
+    float32 samples give float32). Samples that need no gradient, on one device, are stacked as
+    arrays in one call; the rest go through tg.stack, which records the graph."""
     first = tensors[0]
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
@@ -317,9 +318,10 @@ def _stack(tensors):
         if t.shape != first.shape:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {first.shape} at entry 0 "
                                f"and {t.shape} at entry {i}; pad the samples or pass a collate_fn")
-    if any(t.requires_grad or t.dtype != first.dtype or t.device != first.device for t in tensors):
-        return stack(tensors)
-    return Tensor(array_module(first.data).stack([t.data for t in tensors]))
+    dtype = result_type(*(t.data for t in tensors))
+    if any(t.requires_grad or t.device != first.device for t in tensors):
+        return stack([t.to(dtype) for t in tensors])
+    return Tensor(array_module(first.data).stack([t.data for t in tensors]).astype(dtype, copy=False))
 
 
 def _same_container(like, collated):
