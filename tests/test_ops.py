@@ -151,6 +151,32 @@ CASES = [
     ("sdpa_dropout", lambda lib, F, q, k, v: (lib.manual_seed(0), F.scaled_dot_product_attention(
         q, k, v, dropout_p=0.5, is_causal=True))[1], [r(2, 4, 3), r(2, 4, 3), r(2, 4, 3)],
      {"torch": False}),
+    # more elementwise math (ops/unary.py, ops/minmax.py) and its compositions
+    ("sin_cos_tan", lambda lib, F, a: a.sin() + a.cos() * 2 + (a * 0.3).tan(), [r(2, 3)], {}),
+    ("asin_acos_atan", lambda lib, F, a: a.asin() + a.acos() * 2 + (a * 3).atan(), [rng.uniform(-0.9, 0.9, (2, 3))],
+     {}),
+    ("sinh_cosh", lambda lib, F, a: a.sinh() + a.cosh() * 2, [r(2, 3)], {}),
+    ("log1p_expm1", lambda lib, F, a: a.log1p() + (a * 1e-3).expm1() * 1e3, [pos(2, 3)], {}),
+    ("erf", lambda lib, F, a: lib.erf(a * 2), [r(3, 4)], {}),
+    ("rounding", lambda lib, F, a: a * 2 + a.floor() + a.ceil() + a.round() + a.trunc() + a.sign(),
+     [r(2, 3, lo=0.1) * 3 + 0.25], {}),
+    ("square_rsqrt_reciprocal_log2", lambda lib, F, a: a.square() + a.rsqrt() + a.reciprocal() + a.log2()
+     + a.log10() + lib.exp2(a), [pos(2, 3)], {}),
+    ("silu_tanh_sigmoid_F", lambda lib, F, a: F.silu(a) + F.tanh(a) + F.sigmoid(a), [r(2, 3)], {}),
+    ("maximum_minimum", lambda lib, F, a, b: lib.maximum(a, b) * 2 + lib.minimum(a, b), [r(3, 4), r(4)], {}),
+    ("amax_amin", lambda lib, F, a: a.amax(dim=(0, 2)) + a.amin(1).sum(), [distinct(2, 3, 4)], {}),
+    ("std", lambda lib, F, a: a.std(1), [r(3, 5)], {}),
+    ("cumsum", lambda lib, F, a: a.cumsum(1) * a.cumsum(0), [r(3, 4)], {}),
+    ("clone", lambda lib, F, a: a.clone() * 2, [r(3)], {}),
+    ("gather", lambda lib, F, a: a.gather(1, lib.tensor([[0, 0, 2], [1, 2, 1]])), [r(2, 3)], {}),
+    ("index_select", lambda lib, F, a: a.index_select(1, lib.tensor([2, 0, 2])), [r(2, 3)], {}),
+    ("sort_topk", lambda lib, F, a: a.sort(1, descending=True).values * 2 + a.topk(3, dim=1).values,
+     [distinct(2, 3)], {}),
+    ("repeat_roll_flip", lambda lib, F, a: a.repeat(2, 1, 2).sum(0)[:, 1:4] + a.roll(1, 1) + a.flip(1)
+     + a.roll(-1), [r(2, 3)], {}),
+    ("triu_t", lambda lib, F, a: lib.triu(a, 1) + a.t().tril(), [r(3, 3)], {}),
+    ("mse_l1_nll_losses", lambda lib, F, a, b: F.mse_loss(a, b) + F.l1_loss(a, b, reduction="sum")
+     + F.nll_loss(a.log_softmax(1), lib.tensor([0, 2])), [r(2, 3), r(2, 3, lo=0.1)], {}),
 ]
 
 GPU_ONLY_FUNCTIONS = {"ToDevice"}  # exercised by the GPU parity tests

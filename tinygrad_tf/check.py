@@ -67,7 +67,15 @@ def _linear_cases(fused):
 
 def _layer_norm_cases(fused):
     return [Case(fused, "affine", (_r(3, 5, 48, scale=3, shift=1), _r(48, seed=1), _r(48, seed=2), 1, 1e-5)),
+            Case(fused, "rows around 30", (_r(3, 5, 48, scale=3, shift=30), _r(48, seed=1), None, 1, 1e-5)),
             Case(fused, "2 dims, no affine", (_r(6, 4, 10, shift=2), None, None, 2, 1e-5))]
+
+
+def _blind_bias():
+    """An additive attention mask in which query 1 may see no key at all (its row is all -inf)."""
+    bias = _r(4, 5, seed=4)
+    bias[1] = -np.inf
+    return bias
 
 
 def _embedding_cases(fused):
@@ -91,6 +99,9 @@ CASES = [
            (_r(40, 65, scale=4), _targets(40, 65, ignore), -100, reduction, s))
       for reduction, s, ignore in (("mean", 0.0, False), ("sum", 0.1, False), ("none", 0.0, True),
                                    ("mean", 0.2, True))],
+    *[Case(cross_entropy.CrossEntropy, f"{reduction}, every target ignored",
+           (_r(8, 65, scale=4), np.full(8, -100), -100, reduction, 0.1)) for reduction in ("mean", "sum", "none")],
+    Case(cross_entropy.CrossEntropy, "0 rows", (_r(0, 65), np.zeros(0, np.int64), -100, "sum", 0.0)),
     *_embedding_cases(embedding.Embedding), *_embedding_cases(cpu_embedding.Embedding),
     *[Case(attention.Attention, f"causal {shape}{', dropout 0.3' * bool(p)}", (*_qkv(*shape), None, 0.35, p, 7, True))
       for shape, p in (((2, 3, 16, 8), 0.0), ((1, 2, 70, 16), 0.0), ((5, 33, 4), 0.0), ((2, 3, 40, 8), 0.3),
@@ -98,6 +109,10 @@ CASES = [
     Case(cpu_attention.Attention, "causal", (*_qkv(2, 3, 16, 8), None, 0.35, 0.0, None, True)),
     Case(cpu_attention.Attention, "float mask, dropout 0.3",
          (_r(2, 4, 3), _r(2, 5, 3, seed=1), _r(2, 5, 3, seed=2), _r(4, 5, seed=4), 0.5, 0.3, 7, False)),
+    Case(cpu_attention.Attention, "a query that sees no key",
+         (_r(2, 4, 3), _r(2, 5, 3, seed=1), _r(2, 5, 3, seed=2), _blind_bias(), 0.5, 0.3, 7, False)),
+    Case(cpu_attention.Attention, "0 queries", (_r(2, 0, 3), _r(2, 5, 3, seed=1), _r(2, 5, 3, seed=2), None, 0.5,
+                                                0.0, None, False)),
 ]
 
 
@@ -142,9 +157,17 @@ def check_case(case, dtype):
         return dict(row, worst=None, passed=False, note="the fused op does not take this case")
     fused = _run(case.fused, args, case.kwargs, seed=9)
     textbook = _run(case.fused.replaces, args, case.kwargs, seed=9)
-    worst = max(float(np.abs(f - t).max(initial=0.0)) / max(float(np.abs(t).max(initial=0.0)), 1e-30)
-                for f, t in zip(fused, textbook))
+    worst = max(_relative_difference(f, t) for f, t in zip(fused, textbook))
     return dict(row, worst=worst, passed=bool(worst <= row["tolerance"]) and len(fused) == len(textbook), note="")
+
+
+def _relative_difference(fused, textbook):
+    """max |fused - textbook| over max |textbook|; NaN where both are NaN counts as agreement
+    (the mean of no rows is NaN in both), and NaN on one side only as an infinite difference."""
+    both_nan = np.isnan(fused) & np.isnan(textbook)
+    diff = np.where(both_nan, 0.0, np.abs(fused - textbook))
+    scale = np.abs(np.where(np.isnan(textbook), 0.0, textbook)).max(initial=0.0)
+    return float(np.where(np.isnan(diff), np.inf, diff).max(initial=0.0)) / max(float(scale), 1e-30)
 
 
 def check_adam(dtype, steps=4):

@@ -1,9 +1,11 @@
 """Factory functions: tg.tensor, zeros, randn, cat, where, ... (PyTorch's names)."""
+import numpy as np
+
 from . import backend
 from .backend import parse_device, parse_dtype
 from .ops import elementwise as E, movement as V
 from .ops.reduce import normalize_dims
-from .tensor import Tensor, apply, shape_arg
+from .tensor import Tensor, apply, shape_arg, where  # noqa: F401 (tg.where)
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
@@ -35,6 +37,8 @@ def empty(*shape, dtype=None, device="cpu", requires_grad=False):
 
 
 def full(shape, fill_value, dtype=None, device="cpu", requires_grad=False):
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"full needs a size tuple, e.g. full((3,), 1.0); got {shape!r}")
     default = backend.float32 if isinstance(fill_value, float) else (
         backend.bool_ if isinstance(fill_value, bool) else backend.int64)
     return _make(lambda xp, s, dt, dev: xp.full(s, fill_value, dt), shape, dtype, device,
@@ -49,8 +53,39 @@ def ones_like(t, dtype=None, requires_grad=False):
     return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
 
 
+def empty_like(t, dtype=None, requires_grad=False):
+    return empty(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def rand_like(t, dtype=None, requires_grad=False):
+    return rand(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def randn_like(t, dtype=None, requires_grad=False):
+    return randn(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, device="cpu", requires_grad=False):
+    return _make(lambda xp, s, dt, dev: xp.eye(n, n if m is None else m, dtype=dt), (), dtype, device,
+                 requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device="cpu", requires_grad=False):
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
+    return _make(lambda xp, s, dt, dev: xp.linspace(start, end, steps, dtype=dt), (), dtype, device,
+                 requires_grad)
+
+
 def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=False):
     start, end = (0, start) if end is None else (start, end)
+    if step == 0 or any(v != v for v in (start, end, step)):  # v != v: NaN
+        raise ValueError(f"arange: step must be nonzero and the bounds numbers, got start={start}, end={end}, "
+                         f"step={step}")
     is_float = any(isinstance(v, float) for v in (start, end, step))
     dtype = parse_dtype(dtype) or (backend.float32 if is_float else backend.int64)
     data = backend.xp_for(parse_device(device)).arange(start, end, step, dtype=dtype)
@@ -82,9 +117,46 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device="cp
 
 def tril(t, diagonal=0):
     """Lower triangle of the last two dims, e.g. tril(ones(T, T)) for a causal mask."""
-    xp = backend.array_module(t.data)
-    keep = xp.tril(xp.ones(t.shape[-2:], dtype=bool), diagonal)
-    return apply(E.Where, keep, t, t.dtype.type(0))
+    return t.tril(diagonal)
+
+
+def triu(t, diagonal=0):
+    return t.triu(diagonal)
+
+
+def randperm(n, *, generator=None, dtype=None, device="cpu"):
+    """A random permutation of 0..n-1 (the order of n uniform draws)."""
+    return _make(lambda xp, s, dt, dev: xp.argsort(backend.draw_from(generator, dev).random(n)).astype(dt),
+                 (), dtype, device, False, backend.int64)
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """Indices drawn from the categories of each row of `input` (weights, not necessarily summing
+    to 1), as torch.multinomial. With replacement: by the inverse of each row's CDF. Without: the
+    num_samples categories whose exponential clocks -log(u) / p ring first, which draws them in
+    the same law as taking one at a time and removing it."""
+    if input.ndim not in (1, 2) or input.dtype.kind != "f":
+        raise ValueError(f"multinomial expects a 1-D or 2-D float tensor of weights, got {input.dtype} {input.shape}")
+    xp = backend.array_module(input.data)
+    p = input.data.reshape(-1, input.shape[-1])
+    if not bool(((p >= 0) & xp.isfinite(p)).all()) or not bool((p.sum(axis=1) > 0).all()):
+        raise ValueError("multinomial: the weights must be finite and non-negative, with a positive sum per row")
+    if not replacement and num_samples > int((p > 0).sum(axis=1).min()):
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from rows with "
+                         f"fewer non-zero weights")
+    u = backend.draw_from(generator, input.device).random((p.shape[0], num_samples if replacement else p.shape[1]))
+    if replacement:
+        cdf = xp.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
+        out = xp.minimum((cdf[:, None, :] <= u[:, :, None]).sum(axis=2), p.shape[1] - 1)
+    else:
+        out = xp.argsort(_divide_quietly(-xp.log1p(-u), p), axis=1)[:, :num_samples]
+    return Tensor._wrap(out.astype(backend.int64).reshape(input.shape[:-1] + (num_samples,)))
+
+
+def _divide_quietly(a, b):
+    """a / b where b may be 0 (a category of weight 0 never rings: an infinite clock; CuPy never warns)."""
+    with np.errstate(divide="ignore"):
+        return a / b
 
 
 def _check_same(ts, what):
@@ -115,15 +187,3 @@ def stack(tensors, dim=0):
         if t.shape != ts[0].shape:
             raise ValueError(f"stack expects tensors of equal shape, got {ts[0].shape} and {t.shape}")
     return cat([t.unsqueeze(dim) for t in ts], dim)
-
-
-def where(condition, input, other):
-    """input where condition else other; either side may be a tensor or a number."""
-    cond = condition if isinstance(condition, Tensor) else Tensor(condition)
-    if cond.dtype != backend.bool_:
-        raise TypeError(f"where expects a bool condition, got dtype {cond.dtype}")
-    ref = input if isinstance(input, Tensor) else (other if isinstance(other, Tensor) else cond)
-    a = ref._operand(input) if isinstance(input, Tensor) else input
-    b = ref._operand(other) if isinstance(other, Tensor) else other
-    ref._operand(cond)
-    return apply(E.Where, cond.data, a, b)

@@ -11,10 +11,11 @@ import weakref
 
 import numpy as np
 
-from . import autograd, backend, bounds, dispatch
+from . import autograd, backend, bounds, dispatch, return_types
 from .backend import array_module, device_of, parse_device, parse_dtype
 from .grad_mode import is_grad_enabled, no_grad
-from .ops import elementwise as E, matmul as M, movement as V, reduce as R, softmax as S
+from .ops import cumsum, elementwise as E, gather, matmul as M, minmax, movement as V, reduce as R, \
+    softmax as S, unary as U
 from .ops.reduce import normalize_dims
 
 FLOAT_DTYPES = (backend.float16, backend.float32, backend.float64)
@@ -167,6 +168,22 @@ class Tensor:
 
     def numel(self):
         return int(self.data.size)
+
+    def dim(self):
+        return self.ndim
+
+    def is_floating_point(self):
+        return self.dtype in FLOAT_DTYPES
+
+    def clone(self):
+        """A copy in new memory that stays in the graph."""
+        return apply(V.Clone, self)
+
+    def t(self):
+        """The transpose of a matrix (a 0-d or 1-d tensor is returned as it is), as torch.t."""
+        if self.ndim > 2:
+            raise ValueError(f"t() expects a tensor with <= 2 dims, got shape {self.shape}; use transpose(d0, d1)")
+        return self if self.ndim < 2 else self.transpose(0, 1)
 
     def size(self, dim=None):
         return self.shape if dim is None else self.shape[normalize_dims(dim, self.ndim)[0]]
@@ -333,6 +350,17 @@ class Tensor:
     def __int__(self):
         return int(self.item())
 
+    def __index__(self):
+        """A one-element integer tensor where Python wants an int (a slice bound, range, list index)."""
+        if self.dtype.kind not in "iu" or self.numel() != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an index, got "
+                            f"dtype {self.dtype} and shape {self.shape}")
+        return int(self.item())
+
+    def __format__(self, spec):
+        """f"{loss:.4f}" formats a 0-d tensor's number, as torch does."""
+        return format(self.item(), spec) if self.ndim == 0 else object.__format__(self, spec)
+
     def to(self, *args, dtype=None, device=None):
         """to(device), to(dtype) or to(device, dtype); differentiable, like PyTorch."""
         for a in args:
@@ -342,7 +370,8 @@ class Tensor:
                 dtype = a
         out = self
         if dtype is not None and parse_dtype(dtype) != self.dtype:
-            out = apply(V.Cast, out, parse_dtype(dtype))
+            dtype = parse_dtype(dtype)  # a cast to integers or bool is not differentiable: it cuts the graph
+            out = apply(V.Cast, out if dtype in FLOAT_DTYPES else out.detach(), dtype)
         if device is not None and parse_device(device) != self.device:
             out = apply(V.ToDevice, out, parse_device(device))
         return out
@@ -364,6 +393,15 @@ class Tensor:
 
     def long(self):
         return self.to(backend.int64)
+
+    def int(self):
+        return self.to(backend.int32)
+
+    def bool(self):
+        return self.to(backend.bool_)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
 
     def contiguous(self):
         return self
@@ -452,6 +490,42 @@ class Tensor:
         self._operand(mask)  # checks device and broadcastability
         return apply(E.Where, mask.data, value, self)
 
+    def pow(self, exponent): return self ** exponent
+    def square(self): return self * self
+    def rsqrt(self): return 1 / self.sqrt()
+    def reciprocal(self): return 1 / self
+    def neg(self): return -self
+    def log2(self): return self.log() * (1 / math.log(2))
+    def log10(self): return self.log() * (1 / math.log(10))
+    def exp2(self): return 2.0 ** self
+    def sin(self): return apply(U.Sin, self)
+    def cos(self): return apply(U.Cos, self)
+    def tan(self): return apply(U.Tan, self)
+    def asin(self): return apply(U.Asin, self)
+    def acos(self): return apply(U.Acos, self)
+    def atan(self): return apply(U.Atan, self)
+    def sinh(self): return apply(U.Sinh, self)
+    def cosh(self): return apply(U.Cosh, self)
+    def log1p(self): return apply(U.Log1p, self)
+    def expm1(self): return apply(U.Expm1, self)
+    def erf(self): return apply(U.Erf, self)
+    def floor(self): return apply(U.Round, self, "floor")
+    def ceil(self): return apply(U.Round, self, "ceil")
+    def round(self): return apply(U.Round, self, "round")
+    def trunc(self): return apply(U.Round, self, "trunc")
+    def sign(self): return apply(U.Round, self, "sign")
+    def silu(self): return self * self.sigmoid()
+
+    def maximum(self, other):
+        return self._binary(minmax.Maximum, other)
+
+    def minimum(self, other):
+        return self._binary(minmax.Minimum, other)
+
+    def where(self, condition, other):
+        """self where condition else other (torch's Tensor.where)."""
+        return where(condition, self, other)
+
     # --- reductions -----------------------------------------------------------------
     def sum(self, dim=None, keepdim=False):
         return apply(R.Sum, self, normalize_dims(dim, self.ndim), keepdim)
@@ -463,26 +537,140 @@ class Tensor:
         return apply(R.Var, self, normalize_dims(dim, self.ndim), keepdim, unbiased)
 
     def max(self, dim=None, keepdim=False):
-        """max() -> Tensor; max(dim) -> (values, indices), as in PyTorch."""
-        if self.numel() == 0:
-            raise RuntimeError("max() of an empty tensor")
+        """max() -> Tensor; max(dim) -> (values, indices); max(other) -> torch.maximum, as in PyTorch."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
         if dim is None:
             return apply(R.Max, self, normalize_dims(None, self.ndim), False)
         (ax,) = normalize_dims(dim, self.ndim)
+        R.check_nonempty("max", self.shape, (ax,))
         index = self.data.argmax(axis=ax)
         values = apply(R.Max, self, (ax,), keepdim, index)
-        return values, Tensor._wrap(array_module(index).expand_dims(index, ax) if keepdim else index)
+        return return_types.max(values, Tensor._wrap(array_module(index).expand_dims(index, ax) if keepdim else index))
 
     def min(self, dim=None, keepdim=False):
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        R.check_nonempty("min", self.shape, None if dim is None else normalize_dims(dim, self.ndim))
         out = (-self).max(dim, keepdim)
-        return -out if dim is None else (-out[0], out[1])
+        return -out if dim is None else return_types.min(-out.values, out.indices)
+
+    def amax(self, dim=None, keepdim=False):
+        """The maximum over dims (several at once); ties share the gradient evenly, as torch."""
+        return apply(R.Max, self, normalize_dims(dim, self.ndim), keepdim)
+
+    def amin(self, dim=None, keepdim=False):
+        return -(-self).amax(dim, keepdim)
+
+    def std(self, dim=None, keepdim=False, unbiased=True):
+        return self.var(dim, keepdim, unbiased).sqrt()
+
+    def cumsum(self, dim):
+        return apply(cumsum.Cumsum, self, normalize_dims(dim, self.ndim)[0])
+
+    def all(self, dim=None, keepdim=False):
+        return Tensor._wrap(self.data.astype(bool).all(axis=normalize_dims(dim, self.ndim), keepdims=keepdim))
+
+    def any(self, dim=None, keepdim=False):
+        return Tensor._wrap(self.data.astype(bool).any(axis=normalize_dims(dim, self.ndim), keepdims=keepdim))
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        (ax,) = normalize_dims(dim, self.ndim)
+        xp = array_module(self.data)
+        order = xp.argsort(-self.data if descending else self.data, axis=ax, kind="stable")
+        return Tensor._wrap(order)
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        """(values, indices) along dim; equal values keep their order (a stable sort)."""
+        indices = self.argsort(dim, descending)
+        return return_types.sort(self.gather(dim, indices), indices)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """The k largest (or smallest) values along dim and their indices, largest first."""
+        (ax,) = normalize_dims(dim, self.ndim)
+        if not 0 <= k <= self.shape[ax]:
+            raise IndexError(f"topk: k={k} is out of range for dim {dim} of size {self.shape[ax]}")
+        indices = self.argsort(ax, descending=largest)[(slice(None),) * ax + (slice(0, k),)]
+        return return_types.topk(self.gather(ax, indices), indices)
+
+    def gather(self, dim, index):
+        """out[i][j] = self[index[i][j]][j] for dim 0 (and so on): torch.gather."""
+        (ax,) = normalize_dims(dim, self.ndim)
+        index = index if isinstance(index, Tensor) else Tensor(index, device=self.device)
+        if index.dtype.kind not in "iu" or index.ndim != self.ndim:
+            raise ValueError(f"gather: index must be an integer tensor with the input's {self.ndim} dims, got "
+                             f"dtype {index.dtype} and shape {index.shape}")
+        bounds.check(index.data, _bounds_report(ax, self.shape[ax]))
+        return apply(gather.Gather, self, ax, index.data)
+
+    def index_select(self, dim, index):
+        (ax,) = normalize_dims(dim, self.ndim)
+        return self[(slice(None),) * ax + (index,)]
+
+    def scatter_(self, dim, index, src, reduce=None):
+        """self[index[i][j]][j] = src[i][j] for dim 0 (and so on), in place (torch.scatter_);
+        reduce="add" adds instead (scatter_add_)."""
+        (ax,) = normalize_dims(dim, self.ndim)
+        index = index if isinstance(index, Tensor) else Tensor(index, device=self.device)
+        bounds.check(index.data, _bounds_report(ax, self.shape[ax]))
+        xp = array_module(self.data)
+        values = src.data if isinstance(src, Tensor) else src
+        values = xp.broadcast_to(xp.asarray(values, dtype=self.dtype), index.shape)
+        position = list(xp.indices(index.shape))
+        position[ax] = index.data
+        if reduce == "add":
+            updated = self.data.copy()
+            xp.add.at(updated, tuple(position), values)
+            return self._write("scatter_add_", updated)
+        if reduce is not None:
+            raise ValueError(f"scatter_: reduce must be None or 'add', got {reduce!r}")
+        return self._write("scatter_", values, tuple(position))
+
+    def scatter_add_(self, dim, index, src):
+        return self.scatter_(dim, index, src, reduce="add")
+
+    def repeat(self, *sizes):
+        """Tile the tensor sizes[i] times along each dim (new leading dims too), as torch.repeat."""
+        sizes = shape_arg(sizes)
+        if len(sizes) < self.ndim:
+            raise ValueError(f"repeat needs at least {self.ndim} sizes for shape {self.shape}, got {sizes}")
+        shape = (1,) * (len(sizes) - self.ndim) + self.shape
+        spread = tuple(n for pair in zip((1,) * len(shape), shape) for n in pair)  # (1, n0, 1, n1, ...)
+        tiled = tuple(n for pair in zip(sizes, shape) for n in pair)
+        return self.reshape(spread).expand(tiled).reshape(tuple(r * n for r, n in zip(sizes, shape)))
+
+    def roll(self, shifts, dims=None):
+        if dims is None:
+            return self.flatten().roll(shifts, 0).reshape(self.shape)
+        shifts, dims = (shifts, dims) if isinstance(shifts, (tuple, list)) else ((shifts,), (dims,))
+        out = self
+        for shift, dim in zip(shifts, dims):
+            (ax,) = normalize_dims(dim, self.ndim)
+            n = self.shape[ax]
+            xp = array_module(self.data)
+            out = out.index_select(ax, Tensor._wrap((xp.arange(n) - shift) % max(n, 1)))
+        return out
+
+    def flip(self, dims):
+        dims = normalize_dims(tuple(dims) if isinstance(dims, (tuple, list)) else dims, self.ndim)
+        return self[tuple(slice(None, None, -1) if i in dims else slice(None) for i in range(self.ndim))]
+
+    def tril(self, diagonal=0):
+        return _triangle(self, diagonal, lower=True)
+
+    def triu(self, diagonal=0):
+        return _triangle(self, diagonal, lower=False)
 
     def argmax(self, dim=None, keepdim=False):
+        R.check_nonempty("argmax", self.shape, None if dim is None else normalize_dims(dim, self.ndim))
         if dim is None:
             return Tensor._wrap(self.data.argmax())
         (ax,) = normalize_dims(dim, self.ndim)
         index = self.data.argmax(axis=ax)
         return Tensor._wrap(array_module(index).expand_dims(index, ax) if keepdim else index)
+
+    def argmin(self, dim=None, keepdim=False):
+        return (-self.detach()).argmax(dim, keepdim)
 
     # --- movement -------------------------------------------------------------------
     def reshape(self, *shape):
@@ -494,7 +682,22 @@ class Tensor:
                              f"into shape {shape}")
         return apply(V.Reshape, self, shape)
 
-    view = reshape
+    def view(self, *shape):
+        """reshape, but only where no copy is needed (torch raises otherwise; use reshape)."""
+        out = self.reshape(*shape)
+        if out.numel() and _storage(out.data) is not _storage(self.data):
+            raise RuntimeError(f"view size is not compatible with input tensor's size and stride (shape "
+                               f"{self.shape}, strides {self.data.strides}); use .reshape(...) instead")
+        return out
+
+    def view_as(self, other):
+        return self.view(other.shape)
+
+    def reshape_as(self, other):
+        return self.reshape(other.shape)
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
 
     def permute(self, *dims):
         dims = normalize_dims(shape_arg(dims), self.ndim)
@@ -578,6 +781,31 @@ class Tensor:
 
     def log_softmax(self, dim):
         return apply(S.LogSoftmax, self, normalize_dims(dim, self.ndim)[0])
+
+
+def _triangle(t, diagonal, lower):
+    """The lower (or upper) triangle of the last two dims, zeros elsewhere (tril, triu)."""
+    if t.ndim < 2:
+        raise ValueError(f"{'tril' if lower else 'triu'} needs a tensor of 2 or more dims, got shape {t.shape}")
+    xp = array_module(t.data)
+    rows, cols = t.shape[-2:]
+    keep = xp.tril(xp.ones((rows, cols), dtype=bool), diagonal) if lower else \
+        xp.triu(xp.ones((rows, cols), dtype=bool), diagonal)
+    return apply(E.Where, keep, t, t.dtype.type(0))
+
+
+def where(condition, input, other):
+    """input where condition else other; either side may be a tensor or a number, promoted to
+    torch's common dtype."""
+    cond = condition if isinstance(condition, Tensor) else Tensor(condition)
+    if cond.dtype != backend.bool_:
+        raise TypeError(f"where expects a bool condition, got dtype {cond.dtype}")
+    ref = next((t for t in (input, other, cond) if isinstance(t, Tensor)))
+    a, b = ref._operand(input), ref._operand(other)
+    ref._operand(cond)  # the same device, and shapes that broadcast
+    dtype = backend.result_type(*(x.data if isinstance(x, Tensor) else x for x in (a, b)))
+    a, b = (x.to(dtype) if isinstance(x, Tensor) and x.dtype != dtype else x for x in (a, b))
+    return apply(E.Where, cond.data, a, b)
 
 
 def _check_broadcasts_to(shape, target, what):

@@ -1,8 +1,9 @@
 """tinygrad_tf.nn: Module, Parameter and layers with torch.nn's names; functional, init, utils."""
 from . import functional, init, utils
-from .layers import (GELU, Dropout, Embedding, LayerNorm, Linear, ModuleDict, ModuleList, ReLU, Sequential,
-                     Softmax)
+from .layers import (GELU, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear, ModuleDict, ModuleList, ReLU,
+                     Sequential, Sigmoid, SiLU, Softmax, Tanh)
 from .module import Module, Parameter
 
-__all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "Softmax",
-           "Sequential", "ModuleList", "ModuleDict", "functional", "init", "utils"]
+__all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "Softmax", "Tanh",
+           "Sigmoid", "SiLU", "Identity", "Flatten", "Sequential", "ModuleList", "ModuleDict", "functional", "init",
+           "utils"]

@@ -37,6 +37,59 @@ def relu(input):
     return input.relu()
 
 
+def tanh(input):
+    return input.tanh()
+
+
+def sigmoid(input):
+    return input.sigmoid()
+
+
+def silu(input):
+    return input.silu()
+
+
+def one_hot(tensor, num_classes=-1):
+    """(..., num_classes) int64 rows with a 1 at each index (num_classes=-1: the largest index + 1)."""
+    _check_int_index(tensor, "one_hot input")
+    if num_classes == -1:
+        num_classes = int(tensor.max().item()) + 1 if tensor.numel() else 0
+    xp = array_module(tensor.data)
+
+    def report(lo, hi):
+        if lo < 0 or hi >= num_classes:
+            raise IndexError(f"one_hot: class {hi if hi >= num_classes else lo} is out of range for "
+                             f"{num_classes} classes")
+    bounds.check(tensor.data, report)
+    return Tensor._wrap((tensor.data[..., None] == xp.arange(num_classes)).astype(backend.int64))
+
+
+def _reduce(loss, reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def mse_loss(input, target, reduction="mean"):
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    return _reduce((input - target).square(), reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    if input.shape != target.shape:
+        raise ValueError(f"l1_loss: input shape {input.shape} and target shape {target.shape} differ")
+    return _reduce((input - target).abs(), reduction)
+
+
+def nll_loss(input, target, reduction="mean"):
+    """-input[i, target[i]] (input: log-probabilities (N, C)), averaged as torch does."""
+    _check_int_index(target, "nll_loss target")
+    if input.ndim != 2 or target.shape != input.shape[:1]:
+        raise ValueError(f"nll_loss expects input (N, C) and target (N,), got {input.shape} and {target.shape}")
+    return _reduce(-input.gather(1, target.unsqueeze(1)).squeeze(1), reduction)
+
+
 def gelu(input, approximate="none"):
     return input.gelu(approximate)
 

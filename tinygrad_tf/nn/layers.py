@@ -130,6 +130,43 @@ class ReLU(Module):
         return F.relu(input)
 
 
+class Tanh(Module):
+    def forward(self, input):
+        return input.tanh()
+
+
+class Sigmoid(Module):
+    def forward(self, input):
+        return input.sigmoid()
+
+
+class SiLU(Module):
+    def forward(self, input):
+        return input.silu()
+
+
+class Identity(Module):
+    """Returns its input: a placeholder where a layer is optional."""
+
+    def __init__(self, *args, **kwargs):  # torch's takes and ignores any arguments
+        super().__init__()
+
+    def forward(self, input):
+        return input
+
+
+class Flatten(Module):
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, input):
+        return input.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
 class GELU(Module):
     """GELU, exact ("none") or its tanh approximation ("tanh")."""
 

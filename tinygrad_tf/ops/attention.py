@@ -2,7 +2,7 @@
 from ..backend import array_module
 from ..function import Function
 from .random import dropout_scale
-from .softmax import softmax
+from .softmax import safe_softmax
 
 
 class Attention(Function):
@@ -10,7 +10,8 @@ class Attention(Function):
 
     bias: None or an additive mask (-inf where a query must not look); causal=True lets
     query i see keys 0..i only (top-left aligned, as torch's is_causal); dropout_p > 0 drops
-    weights with the mask of `seed`."""
+    weights with the mask of `seed`. A query that may see no key (a row of -inf) gets weights 0,
+    so output 0 and no gradient, as torch's SDPA."""
 
     def forward(self, q, k, v, bias, scale, dropout_p, seed, causal):
         xp = array_module(q)
@@ -20,7 +21,7 @@ class Attention(Function):
         if causal:
             tq, tk = scores.shape[-2:]
             scores = xp.where(xp.tril(xp.ones((tq, tk), dtype=bool)), scores, -xp.inf)
-        self.weights = softmax(scores, -1)
+        self.weights = safe_softmax(scores, -1)  # a row of -inf: 0, not nan
         self.drop = dropout_scale(seed, scores.shape, dropout_p, q.dtype, xp) if dropout_p else 1
         self.dropped = self.weights * self.drop
         self.q, self.k, self.v, self.scale = q, k, v, scale

@@ -31,5 +31,6 @@ class CrossEntropy(Function):
         n, c = self.p.shape
         q = xp.full((n, c), self.smoothing / c, dtype=self.p.dtype)
         q[xp.arange(n), self.target] += 1 - self.smoothing
-        scale = g / self.count if self.reduction == "mean" else g  # per row for "none"
+        # Per row for "none". Every target ignored: count 0, and any divisor gives the rows 0 (torch), not nan.
+        scale = g / xp.maximum(self.count, 1) if self.reduction == "mean" else g
         return (self.p - q) * (self.valid * scale)[:, None], None

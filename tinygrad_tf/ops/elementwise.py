@@ -42,16 +42,19 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b for tensors or numbers on either side."""
+    """a ** b for tensors or numbers on either side. At a = 0 the gradients follow torch's rules."""
 
     def forward(self, a, b):
         self.a, self.b, self.out = a, b, a ** b
         return self.out
 
     def backward(self, g):
-        xp = array_module(self.out)
-        ga = g * self.b * self.a ** (self.b - 1) if self.needs_grad[0] else None
-        gb = g * self.out * xp.log(self.a) if self.needs_grad[1] else None
+        xp, a, b, zero = array_module(self.out), self.a, self.b, g.dtype.type(0)
+        ga = gb = None
+        if self.needs_grad[0]:  # b a^(b-1); 0 where b = 0: a^0 is constant, at a = 0 too (not 0 * 0^-1 = nan)
+            ga = g * xp.where(xp.asarray(b == 0), zero, b * a ** (b - 1))
+        if self.needs_grad[1]:  # a^b log(a); 0 where a = 0 and b >= 0 (not 0 * log 0 = nan), as torch
+            gb = g * xp.where(xp.asarray((a == 0) & (b >= 0)), zero, self.out * xp.log(a))
         return ga, gb
 
 
@@ -117,7 +120,7 @@ class Relu(Function):
         return self.out
 
     def backward(self, g):
-        return g * (self.out > 0)
+        return g * ~(self.out <= 0)  # torch's rule: 0 where out <= 0, so NaN passes the gradient on
 
 
 class Gelu(Function):
@@ -151,7 +154,8 @@ class Abs(Function):
         return abs(a)
 
     def backward(self, g):
-        return g * array_module(self.a).sign(self.a)
+        xp = array_module(self.a)
+        return g * xp.sign(xp.nan_to_num(self.a))  # torch's sign(NaN) is 0, NumPy's is NaN
 
 
 class Clamp(Function):
@@ -159,7 +163,8 @@ class Clamp(Function):
         xp = array_module(a)
         out = a if lo is None else xp.maximum(a, lo)
         out = out if hi is None else xp.minimum(out, hi)
-        self.inside = out == a
+        # The gradient passes where lo <= a <= hi, as torch: not at NaN, nowhere when lo > hi.
+        self.inside = (a >= (-math.inf if lo is None else lo)) & (a <= (math.inf if hi is None else hi))
         return out
 
     def backward(self, g):

@@ -73,6 +73,17 @@ class Cat(Function):
         return tuple(array_module(g).split(g, self.bounds, axis=self.dim))
 
 
+class Clone(Function):
+    """A copy in new memory; the gradient passes through unchanged."""
+    reads = ()
+
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, g):
+        return g
+
+
 class Cast(Function):
     """Change dtype; the gradient goes back in the input's dtype."""
 

@@ -1,4 +1,6 @@
 """Reductions over `dim` (None, an int or a tuple), with keepdim as in PyTorch."""
+import math
+
 from ..backend import array_module
 from ..function import Function
 
@@ -22,8 +24,27 @@ def keepdim_shape(shape, axes):
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def numpy_axes(a, axes):
+    """The axes for NumPy: torch reduces a 0-d tensor over its dim 0 (itself), NumPy has no axis 0 there."""
+    return axes if a.ndim else ()
+
+
+def check_nonempty(name, shape, axes=None):
+    """torch's errors for max, min or argmax over nothing, which have no identity: of an empty
+    tensor without a dim (axes None), or along a dim of size 0."""
+    if math.prod(shape) > 0:  # (a 0-d tensor too)
+        return
+    if axes is None:
+        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                           "Specify the reduction dim with the 'dim' argument.")
+    for ax in axes:
+        if shape[ax] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {ax} to have non-zero size.")
+
+
 class Sum(Function):
     def forward(self, a, axes, keepdim):
+        axes = numpy_axes(a, axes)
         self.shape, self.axes = a.shape, axes
         return a.sum(axis=axes, keepdims=keepdim)
 
@@ -34,6 +55,7 @@ class Sum(Function):
 
 class Mean(Function):
     def forward(self, a, axes, keepdim):
+        axes = numpy_axes(a, axes)
         self.shape, self.axes = a.shape, axes
         self.n = 1
         for ax in axes:
@@ -49,17 +71,18 @@ class Var(Function):
     """Variance with Bessel's correction when unbiased, as torch.var."""
 
     def forward(self, a, axes, keepdim, unbiased):
+        axes = numpy_axes(a, axes)
         n = 1
         for ax in axes:
             n *= a.shape[ax]
-        self.denom = max(n - 1, 0) if unbiased else n
+        self.denom = max(n - 1, 0) if unbiased else n  # 0 for one element (unbiased) or none: nan, as torch
         self.diff = a - a.mean(axis=axes, keepdims=True)
         self.shape, self.axes = a.shape, axes
         return (self.diff * self.diff).sum(axis=axes, keepdims=keepdim) / self.denom
 
     def backward(self, g):
         g = g.reshape(keepdim_shape(self.shape, self.axes))
-        return (2 / self.denom) * self.diff * g
+        return 2 * self.diff * g / self.denom  # an array / 0: nan as torch, not ZeroDivisionError
 
 
 class Max(Function):
@@ -67,9 +90,12 @@ class Max(Function):
     the maxima; max(dim) gives it to the index it returns (as PyTorch does)."""
 
     def forward(self, a, axes, keepdim, index=None):
+        axes = numpy_axes(a, axes)
+        check_nonempty("max", a.shape, None if index is None else axes)
         out = a.max(axis=axes, keepdims=True)
-        if index is None:
-            self.mask = a == out
+        if index is None or not axes:  # a full reduction (or max(0) of a 0-d tensor)
+            # A NaN is the max (NumPy's max and torch's propagate it): its gradient goes to the NaNs, as torch.
+            self.mask = (a == out) | array_module(a).isnan(a)
             self.count = self.mask.sum(axis=axes, keepdims=True)
         else:
             xp = array_module(a)

@@ -5,9 +5,20 @@ from ..function import Function
 
 def softmax(x, dim):
     """exp(x) / sum(exp(x)) along dim. Subtracting the row's max first changes nothing in exact
-    arithmetic and keeps exp from overflowing for large x (and gives exp(-inf) = 0 for a mask)."""
+    arithmetic and keeps exp from overflowing for large x (and gives exp(-inf) = 0 for a mask).
+    A row of only -inf gives nan (-inf - -inf), as torch's softmax."""
+    if x.size == 0:  # nothing to normalise, and max has no identity over an empty dim: empty, as torch
+        return x.copy()
     e = array_module(x).exp(x - x.max(axis=dim, keepdims=True))
     return e / e.sum(axis=dim, keepdims=True)
+
+
+def safe_softmax(x, dim):
+    """softmax, but 0 (not nan) along a row of only -inf: attention's rule for a query that may see
+    no key, which attends to nothing (torch's _safe_softmax, in its SDPA since 2.5)."""
+    xp = array_module(x)
+    blind, zero = xp.isneginf(x).all(axis=dim, keepdims=True), x.dtype.type(0)
+    return xp.where(blind, zero, softmax(xp.where(blind, zero, x), dim))  # the inner where: no nan made
 
 
 class Softmax(Function):
@@ -24,6 +35,9 @@ class Softmax(Function):
 class LogSoftmax(Function):
     def forward(self, x, dim):
         xp = array_module(x)
+        if x.size == 0:  # as softmax: nothing to normalise
+            self.out, self.dim = x.copy(), dim
+            return self.out
         shifted = x - x.max(axis=dim, keepdims=True)  # the max-shift, as in softmax
         self.out, self.dim = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True)), dim
         return self.out

@@ -1,6 +1,7 @@
 """Attention on the CPU: the textbook op's math with BLAS's fast paths and fewer passes over
 the T x T scores: q is scaled (T x d) instead of the scores (T x T), k^T and v^T are made
-contiguous for the GEMMs, exp and the normalisation run in place, row sums are GEMVs."""
+contiguous for the GEMMs, exp and the normalisation run in place, row sums are GEMVs. A query
+that may see no key (a row of -inf) gets weights 0, as the textbook op's safe softmax gives."""
 import numpy as np
 
 from ...function import Function
@@ -17,6 +18,8 @@ class Attention(Function):
         if not on_cpu(q, k, v) or not (bias is None or on_cpu(bias)):
             return False
         scores = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+        if k.shape[-2] == 0:  # no key to attend to: nothing to fuse (the textbook op gives 0s)
+            return False
         return bias is None or np.broadcast_shapes(bias.shape, scores) == scores  # added in place
 
     def forward(self, q, k, v, bias, scale, dropout_p, seed, causal):
@@ -27,9 +30,13 @@ class Attention(Function):
         if causal:
             tq, tk = scores.shape[-2:]
             scores += np.where(np.tril(np.ones((tq, tk), dtype=bool)), q.dtype.type(0), q.dtype.type(-np.inf))
-        scores -= scores.max(axis=-1, keepdims=True)  # max-shift: stable, and -inf masks give 0
+        top = scores.max(axis=-1, keepdims=True)
+        top[top == -np.inf] = 0  # a query that sees no key: exp(-inf - 0) = 0 (not -inf - -inf = nan)
+        scores -= top  # max-shift: stable, and -inf masks give 0
         weights = np.exp(scores, out=scores)
-        weights *= 1 / row_sum(weights)
+        total = row_sum(weights)  # >= 1 (the max gives exp(0)), but 0 for a query that sees no key
+        total[total == 0] = 1  # its weights stay 0, as torch's SDPA
+        weights *= 1 / total
         self.weights, self.drop = weights, None
         if dropout_p:
             self.drop = dropout_scale(seed, weights.shape, dropout_p, weights.dtype)

@@ -216,7 +216,7 @@ class Attention(Function):
     @staticmethod
     def supports(q, k, v, bias, scale, dropout_p, seed, causal):
         """Causal, no bias, the same batch dims everywhere (no broadcasting) and one float type."""
-        return (causal and bias is None and on_gpu(q, k, v) and q.ndim >= 3
+        return (causal and bias is None and on_gpu(q, k, v) and q.ndim >= 3 and k.shape[-2] > 0
                 and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype)
 
     def forward(self, q, k, v, bias, scale, dropout_p, seed, causal):

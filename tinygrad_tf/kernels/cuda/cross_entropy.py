@@ -101,5 +101,7 @@ class CrossEntropy(Function):
 
     def backward(self, g):
         logits, target, lse, ignore_index, smoothing = self.saved
-        scale = g / self.count if self.reduction == "mean" else g  # per row for "none"
+        # Per row for "none". Every target ignored: count 0, and ce_bwd gives ignored rows 0 whatever the
+        # scale; the divisor 1 keeps nan out of it all the same, as in the textbook op.
+        scale = g / cupy.maximum(self.count, 1) if self.reduction == "mean" else g
         return backward(logits, target, lse, scale, ignore_index, smoothing), None

@@ -96,7 +96,9 @@ class LayerNorm(Function):
 
     @staticmethod
     def supports(x, weight, bias, ndim, eps):
-        return on_gpu(x) and all(p is None or (is_cuda_array(p) and p.dtype == x.dtype) for p in (weight, bias))
+        # An empty x has nothing to fuse (and its rows would not reshape to (-1, 0)): the textbook op takes it.
+        return on_gpu(x) and x.size > 0 and all(p is None or (is_cuda_array(p) and p.dtype == x.dtype)
+                                                for p in (weight, bias))
 
     def forward(self, x, weight, bias, ndim, eps):
         self.shape, self.param_shape = x.shape, x.shape[x.ndim - ndim:]

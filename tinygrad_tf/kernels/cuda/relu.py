@@ -1,4 +1,4 @@
-"""ReLU with its backward as one elementwise kernel: gx = out > 0 ? g : 0.
+"""ReLU with its backward as one elementwise kernel: gx = out <= 0 ? 0 : g (a NaN passes g on, as torch).
 
 The textbook backward takes two launches on the GPU (a compare, then a multiply by the
 bool mask); this takes one and reads the saved output instead of a separate mask.
@@ -8,7 +8,7 @@ from ...function import Function
 from ...ops import elementwise
 from ._cuda import elementwise as vectorized, on_gpu
 
-_kernel = vectorized("tg_relu_backward", ("g", "out"), "", "out > (T)0 ? g : (T)0")
+_kernel = vectorized("tg_relu_backward", ("g", "out"), "", "out <= (T)0 ? (T)0 : g")
 
 
 def relu_backward(g, out):
