@@ -321,7 +321,14 @@ class Tensor:
             raise RuntimeError("cannot register a hook on a tensor that does not require grad")
         def on_array(grad):  # the graph walk deals in arrays; the user's hook in tensors
             out = hook(Tensor._wrap(grad))
-            return grad if out is None else out.data
+            if out is None:
+                return grad
+            if not isinstance(out, Tensor):
+                raise TypeError(f"a gradient hook must return None or a Tensor, got {type(out).__name__}")
+            if out.shape != grad.shape or out.dtype != grad.dtype:
+                raise RuntimeError(f"a gradient hook returned shape {out.shape} and dtype {out.dtype}; expected "
+                                   f"the gradient's shape {grad.shape} and dtype {grad.dtype}")
+            return out.data
 
         hooks = self._hooks if self._ctx is None else self._ctx.hooks
         hooks.append(on_array)
@@ -764,6 +771,9 @@ class Tensor:
             raise RuntimeError(f"expected both tensors on the same device, got {self.device} and {other.device}")
         if self.ndim == 0 or other.ndim == 0:
             raise ValueError("matmul needs tensors with at least one dimension; use * for scalars")
+        if self.dtype != other.dtype:  # torch does not promote here either
+            raise RuntimeError(f"matmul expects both operands to have the same dtype, got {self.dtype} and "
+                               f"{other.dtype}")
         k_a = self.shape[-1]
         k_b = other.shape[-2] if other.ndim > 1 else other.shape[0]
         batch_ok = True

@@ -30,6 +30,9 @@ def linear(input, weight, bias=None, activation=None):
                          f"but weight expects {weight.shape[-1]} (shape {weight.shape})")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias shape {bias.shape}, expected ({weight.shape[0]},)")
+    if {input.dtype, weight.dtype, input.dtype if bias is None else bias.dtype} != {input.dtype}:
+        raise RuntimeError(f"linear expects input, weight and bias of the same dtype, got {input.dtype}, "
+                           f"{weight.dtype} and {None if bias is None else bias.dtype}")
     return apply(Linear, input, weight, bias, activation)
 
 

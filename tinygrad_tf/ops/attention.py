@@ -12,6 +12,7 @@ class Attention(Function):
     query i see keys 0..i only (top-left aligned, as torch's is_causal); dropout_p > 0 drops
     weights with the mask of `seed`. A query that may see no key (a row of -inf) gets weights 0,
     so output 0 and no gradient, as torch's SDPA."""
+    reads = (0, 1, 2)
 
     def forward(self, q, k, v, bias, scale, dropout_p, seed, causal):
         xp = array_module(q)

@@ -7,6 +7,7 @@ from .random import dropout_scale
 class Dropout(Function):
     """y = x * keep / (1 - p): each element is kept with probability 1 - p, then scaled so that
     the expected value is x. The mask is a hash of `seed`, so the same seed gives the same mask."""
+    reads = ()
 
     def forward(self, x, p, seed):
         self.scale = dropout_scale(seed, x.shape, p, x.dtype, array_module(x))

@@ -7,6 +7,8 @@ from .special import erfc
 
 
 class Add(Function):
+    reads = ()
+
     def forward(self, a, b):
         return a + b
 
@@ -15,6 +17,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    reads = ()
+
     def forward(self, a, b):
         return a - b
 
@@ -23,6 +27,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    reads = (0, 1)
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -32,6 +38,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    reads, reads_output = (1,), True
+
     def forward(self, a, b):
         self.b, self.out = b, a / b
         return self.out
@@ -43,6 +51,7 @@ class Div(Function):
 
 class Pow(Function):
     """a ** b for tensors or numbers on either side. At a = 0 the gradients follow torch's rules."""
+    reads, reads_output = None, True
 
     def forward(self, a, b):
         self.a, self.b, self.out = a, b, a ** b
@@ -59,6 +68,8 @@ class Pow(Function):
 
 
 class Neg(Function):
+    reads = ()
+
     def forward(self, a):
         return -a
 
@@ -67,6 +78,8 @@ class Neg(Function):
 
 
 class Exp(Function):
+    reads, reads_output = (), True
+
     def forward(self, a):
         self.out = array_module(a).exp(a)
         return self.out
@@ -76,6 +89,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    reads = (0,)
+
     def forward(self, a):
         self.a = a
         return array_module(a).log(a)
@@ -85,6 +100,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    reads, reads_output = (), True
+
     def forward(self, a):
         self.out = array_module(a).sqrt(a)
         return self.out
@@ -94,6 +111,8 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
+    reads, reads_output = (), True
+
     def forward(self, a):
         self.out = array_module(a).tanh(a)
         return self.out
@@ -103,6 +122,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    reads, reads_output = (), True
+
     def forward(self, a):
         # 0.5 * (1 + tanh(a/2)) never overflows, unlike 1 / (1 + exp(-a)).
         self.out = 0.5 * (array_module(a).tanh(0.5 * a) + 1)
@@ -114,6 +135,7 @@ class Sigmoid(Function):
 
 class Relu(Function):
     """Saves its output, not a mask: the next layer keeps that array anyway."""
+    reads, reads_output = (), True
 
     def forward(self, a):
         self.out = array_module(a).maximum(a, 0)
@@ -126,6 +148,7 @@ class Relu(Function):
 class Gelu(Function):
     """GELU: x * Phi(x), Phi the normal CDF through a float64-exact erfc (ops/special.py);
     approximate="tanh" is the GPT-2 formula."""
+    reads = (0,)
 
     def forward(self, a, approximate="none"):
         xp = array_module(a)
@@ -149,6 +172,8 @@ class Gelu(Function):
 
 
 class Abs(Function):
+    reads = (0,)
+
     def forward(self, a):
         self.a = a
         return abs(a)
@@ -159,6 +184,8 @@ class Abs(Function):
 
 
 class Clamp(Function):
+    reads = ()
+
     def forward(self, a, lo=None, hi=None):
         xp = array_module(a)
         out = a if lo is None else xp.maximum(a, lo)
@@ -173,6 +200,7 @@ class Clamp(Function):
 
 class Where(Function):
     """where(cond, a, b); masked_fill is where(mask, value, x)."""
+    reads = ()
 
     def forward(self, cond, a, b):
         self.cond = cond

@@ -5,6 +5,7 @@ from ..function import Function
 
 class Linear(Function):
     """y = x @ weight.T + bias (bias may be None); activation="relu" gives max(y, 0)."""
+    reads = (0, 1)
 
     def forward(self, x, weight, bias, activation):
         self.x, self.weight = x, weight

@@ -4,6 +4,8 @@ from ..function import Function
 
 
 class Reshape(Function):
+    reads = ()
+
     def forward(self, a, shape):
         self.shape = a.shape
         return a.reshape(shape)
@@ -13,6 +15,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    reads = ()
+
     def forward(self, a, dims):
         self.dims = dims
         return a.transpose(dims)
@@ -26,6 +30,7 @@ class Permute(Function):
 
 class Expand(Function):
     """broadcast_to; its backward is the graph walk's unbroadcast."""
+    reads = ()
 
     def forward(self, a, shape):
         return array_module(a).broadcast_to(a, shape)
@@ -46,6 +51,8 @@ def is_basic_index(index):
 
 
 class GetItem(Function):
+    reads = ()
+
     def forward(self, a, index):
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
         return a[index]
@@ -60,6 +67,8 @@ class GetItem(Function):
 
 
 class Cat(Function):
+    reads = ()
+
     def forward(self, *arrays, dim):
         self.dim = dim
         self.bounds = []
@@ -86,6 +95,7 @@ class Clone(Function):
 
 class Cast(Function):
     """Change dtype; the gradient goes back in the input's dtype."""
+    reads = ()
 
     def forward(self, a, dtype):
         self.dtype = a.dtype
@@ -97,6 +107,7 @@ class Cast(Function):
 
 class ToDevice(Function):
     """Move between CPU and GPU; the gradient moves back."""
+    reads = ()
 
     def forward(self, a, device):
         self.device = device_of(a)

@@ -43,6 +43,8 @@ def check_nonempty(name, shape, axes=None):
 
 
 class Sum(Function):
+    reads = ()
+
     def forward(self, a, axes, keepdim):
         axes = numpy_axes(a, axes)
         self.shape, self.axes = a.shape, axes
@@ -54,6 +56,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    reads = ()
+
     def forward(self, a, axes, keepdim):
         axes = numpy_axes(a, axes)
         self.shape, self.axes = a.shape, axes
@@ -69,6 +73,7 @@ class Mean(Function):
 
 class Var(Function):
     """Variance with Bessel's correction when unbiased, as torch.var."""
+    reads = ()
 
     def forward(self, a, axes, keepdim, unbiased):
         axes = numpy_axes(a, axes)
@@ -88,6 +93,7 @@ class Var(Function):
 class Max(Function):
     """max over dims. Ties: a full reduction shares the gradient evenly between
     the maxima; max(dim) gives it to the index it returns (as PyTorch does)."""
+    reads = ()
 
     def forward(self, a, axes, keepdim, index=None):
         axes = numpy_axes(a, axes)

@@ -22,6 +22,8 @@ def safe_softmax(x, dim):
 
 
 class Softmax(Function):
+    reads, reads_output = (), True
+
     def forward(self, x, dim):
         self.y, self.dim = softmax(x, dim), dim
         return self.y
@@ -33,6 +35,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    reads, reads_output = (), True
+
     def forward(self, x, dim):
         xp = array_module(x)
         if x.size == 0:  # as softmax: nothing to normalise
