@@ -327,3 +327,29 @@ def test_cuda_cross_entropy_twin_all_ignored_gives_zero_gradients(reduction):
                 assert np.isnan(loss)
             else:
                 assert not np.any(loss)
+
+
+# Argument checks: torch's kind of error, with a message that names the argument.
+@pytest.mark.parametrize("call, error, message", [
+    (lambda t: t.softmax(None), TypeError, "softmax.*dim"),
+    (lambda t: t.log_softmax(1.5), TypeError, "log_softmax.*dim"),
+    (lambda t: t.flatten(1, 0), RuntimeError, "start_dim .* cannot come after end_dim"),
+    (lambda t: t.split([-1, 4], 1), ValueError, "non-negative"),
+    (lambda t: t.split(-1, 1), ValueError, "split size must be positive"),
+    (lambda t: t.chunk(0), RuntimeError, "chunks"),
+    (lambda t: tg.arange(0, 5, 0), ValueError, "step must be nonzero"),
+    (lambda t: tg.arange(0, float("nan")), ValueError, "bounds"),
+    (lambda t: tg.full(3, 1.0), TypeError, "size tuple"),
+    (lambda t: tg.randint(0, 5, 3), TypeError, "size tuple"),
+    (lambda t: tg.zeros(-1), ValueError, "non-negative"),
+    (lambda t: t.topk(5), IndexError, "k=5 is out of range"),
+], ids=["softmax-None", "log_softmax-float", "flatten-1-0", "split-negative-sections", "split-negative",
+        "chunk-0", "arange-step-0", "arange-nan", "full-int-size", "randint-int-size", "zeros-negative", "topk-k"])
+def test_bad_arguments_raise_torchs_kind_of_error(call, error, message):
+    with pytest.raises(error, match=message):
+        call(tg.randn(2, 3))
+
+
+def test_an_empty_dim_list_reduces_every_dim_as_torch():
+    x = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert x.sum(dim=()).item() == 10.0 and x.mean(dim=[]).item() == 2.5 and x.amax(dim=()).item() == 4.0

@@ -19,8 +19,10 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 
 
 def _make(fill, shape, dtype, device, requires_grad, default=backend.float32):
-    device = parse_device(device)
-    data = fill(backend.xp_for(device), shape_arg(shape), parse_dtype(dtype) or default, device)
+    device, shape = parse_device(device), shape_arg(shape)
+    if any(n < 0 for n in shape):
+        raise ValueError(f"sizes must be non-negative, got {shape}")
+    data = fill(backend.xp_for(device), shape, parse_dtype(dtype) or default, device)
     return Tensor(data, requires_grad=requires_grad)
 
 

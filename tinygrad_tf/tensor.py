@@ -535,13 +535,13 @@ class Tensor:
 
     # --- reductions -----------------------------------------------------------------
     def sum(self, dim=None, keepdim=False):
-        return apply(R.Sum, self, normalize_dims(dim, self.ndim), keepdim)
+        return apply(R.Sum, self, _reduced_dims(dim, self.ndim), keepdim)
 
     def mean(self, dim=None, keepdim=False):
-        return apply(R.Mean, self, normalize_dims(dim, self.ndim), keepdim)
+        return apply(R.Mean, self, _reduced_dims(dim, self.ndim), keepdim)
 
     def var(self, dim=None, keepdim=False, unbiased=True):
-        return apply(R.Var, self, normalize_dims(dim, self.ndim), keepdim, unbiased)
+        return apply(R.Var, self, _reduced_dims(dim, self.ndim), keepdim, unbiased)
 
     def max(self, dim=None, keepdim=False):
         """max() -> Tensor; max(dim) -> (values, indices); max(other) -> torch.maximum, as in PyTorch."""
@@ -564,7 +564,7 @@ class Tensor:
 
     def amax(self, dim=None, keepdim=False):
         """The maximum over dims (several at once); ties share the gradient evenly, as torch."""
-        return apply(R.Max, self, normalize_dims(dim, self.ndim), keepdim)
+        return apply(R.Max, self, _reduced_dims(dim, self.ndim), keepdim)
 
     def amin(self, dim=None, keepdim=False):
         return -(-self).amax(dim, keepdim)
@@ -730,6 +730,8 @@ class Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         s, e = normalize_dims((start_dim,), self.ndim)[0], normalize_dims((end_dim,), self.ndim)[0]
+        if s > e:
+            raise RuntimeError(f"flatten(): start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
         return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
 
     def expand(self, *sizes):
@@ -749,6 +751,8 @@ class Tensor:
             sizes = [min(split_size_or_sections, n - i) for i in range(0, n, split_size_or_sections)]
         else:
             sizes = list(split_size_or_sections)
+            if any(size < 0 for size in sizes):
+                raise ValueError(f"split sizes must be non-negative, got {sizes}")
             if sum(sizes) != n:
                 raise ValueError(f"split sizes {sizes} sum to {sum(sizes)}, but dim {d} has size {n}")
         out, start = [], 0
@@ -758,6 +762,8 @@ class Tensor:
         return tuple(out)
 
     def chunk(self, chunks, dim=0):
+        if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be a positive int, got {chunks!r}")
         (d,) = normalize_dims(dim, self.ndim)
         return self.split(max(1, -(-self.shape[d] // chunks)), d)
 
@@ -787,10 +793,21 @@ class Tensor:
         return apply(M.MatMul, self, other)
 
     def softmax(self, dim):
-        return apply(S.Softmax, self, normalize_dims(dim, self.ndim)[0])
+        return apply(S.Softmax, self, _one_dim(dim, self.ndim, "softmax"))
 
     def log_softmax(self, dim):
-        return apply(S.LogSoftmax, self, normalize_dims(dim, self.ndim)[0])
+        return apply(S.LogSoftmax, self, _one_dim(dim, self.ndim, "log_softmax"))
+
+
+def _reduced_dims(dim, ndim):
+    """A reduction's axes; dim=None or an empty tuple or list means every dim, as in torch."""
+    return normalize_dims(None if isinstance(dim, (tuple, list)) and not dim else dim, ndim)
+
+
+def _one_dim(dim, ndim, name):
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{name}(): argument 'dim' must be an int, got {dim!r}")
+    return normalize_dims(int(dim), ndim)[0]
 
 
 def _triangle(t, diagonal, lower):
