@@ -569,6 +569,15 @@ class Tensor:
     def amin(self, dim=None, keepdim=False):
         return -(-self).amax(dim, keepdim)
 
+    def prod(self, dim=None, keepdim=False):
+        """The product of all elements, or along one dim."""
+        if dim is None:
+            return apply(R.Prod, self.reshape(-1), 0, False)
+        return apply(R.Prod, self, _one_dim(dim, self.ndim, "prod"), keepdim)
+
+    def logsumexp(self, dim, keepdim=False):
+        return apply(R.LogSumExp, self, _reduced_dims(dim, self.ndim), keepdim)
+
     def std(self, dim=None, keepdim=False, unbiased=True):
         return self.var(dim, keepdim, unbiased).sqrt()
 

@@ -115,3 +115,40 @@ class Max(Function):
 
     def backward(self, g):
         return self.mask * (g.reshape(self.keep_shape) / self.count)
+
+
+class Prod(Function):
+    """The product along one axis. d out / d a_i is the product of the other elements: the
+    running products before and after i, so a zero among them needs no division by zero."""
+    reads = (0,)
+
+    def forward(self, a, axis, keepdim):
+        self.a, self.axis, self.keepdim = a, axis, keepdim
+        return a.prod(axis=axis, keepdims=keepdim)
+
+    def backward(self, g):
+        xp = array_module(g)
+        a = xp.moveaxis(self.a, self.axis, -1)
+        ones = xp.ones(a.shape[:-1] + (1,), a.dtype)
+        before = xp.cumprod(xp.concatenate([ones, a[..., :-1]], axis=-1), axis=-1)
+        after = xp.flip(xp.cumprod(xp.flip(xp.concatenate([a[..., 1:], ones], axis=-1), -1), axis=-1), -1)
+        g = g if self.keepdim else xp.expand_dims(g, self.axis)
+        return g * xp.moveaxis(before * after, -1, self.axis)
+
+
+class LogSumExp(Function):
+    """log(sum(exp(a))) along axes, shifted by the max as softmax is (a row of -inf gives -inf);
+    its gradient is the softmax of a."""
+    reads, reads_output = (0,), True
+
+    def forward(self, a, axes, keepdim):
+        xp = array_module(a)
+        m = a.max(axis=axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)  # no inf - inf = nan for a row of -inf
+        self.a, self.axes, self.keepdim = a, axes, keepdim
+        self.out = m + xp.log(xp.exp(a - m).sum(axis=axes, keepdims=True))
+        return self.out if keepdim else self.out.reshape([n for i, n in enumerate(a.shape) if i not in axes])
+
+    def backward(self, g):
+        g = g.reshape(self.out.shape)
+        return g * array_module(g).exp(self.a - self.out)
