@@ -1,7 +1,13 @@
+import contextlib
 import io
 import json
 import math
 import os
+import secrets
+import signal
+import stat
+import threading
+import time
 import zipfile
 
 import numpy as np
@@ -159,6 +165,157 @@ def test_save_replaces_and_respects_umask(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_save_through_a_symlink_keeps_the_link(tmp_path):
+    (tmp_path / "runs").mkdir()
+    save({"a": 1}, tmp_path / "runs" / "ckpt.tg")
+    os.symlink(os.path.join("runs", "ckpt.tg"), tmp_path / "latest.tg")  # relative, as `ln -s` makes it
+    save({"a": 2}, tmp_path / "latest.tg")
+    assert os.readlink(tmp_path / "latest.tg") == os.path.join("runs", "ckpt.tg")
+    assert load(tmp_path / "runs" / "ckpt.tg") == {"a": 2} == load(tmp_path / "latest.tg")
+    assert os.listdir(tmp_path / "runs") == ["ckpt.tg"]  # the temp file was beside the target
+
+
+def test_save_through_a_dangling_symlink_creates_its_target(tmp_path):
+    os.symlink("new.tg", tmp_path / "link.tg")
+    save({"a": 1}, tmp_path / "link.tg")
+    assert (tmp_path / "link.tg").is_symlink() and load(tmp_path / "new.tg") == {"a": 1}
+
+
+def test_save_never_replaces_what_is_not_a_regular_file(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    os.symlink("loop", tmp_path / "loop")
+    for name, kind in [("fifo", "a FIFO"), ("dir", "a directory")]:
+        with pytest.raises(FileExistsError, match=f"{name}': it is {kind}.*, expected a regular file or a new"):
+            save({"a": 1}, tmp_path / name)
+    with pytest.raises(OSError, match="symbolic links"):
+        save({"a": 1}, tmp_path / "loop")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode) and (tmp_path / "loop").is_symlink()
+    assert sorted(os.listdir(tmp_path)) == ["dir", "fifo", "loop"]
+
+
+def test_nesting_limit_is_the_same_for_save_and_load(tmp_path):
+    deep = tg.ones(1)
+    for _ in range(serialize.MAX_DEPTH - 1):
+        deep = [deep]  # the Tensor sits MAX_DEPTH - 1 lists down: the deepest save writes
+    save(deep, tmp_path / "c")
+    out = load(tmp_path / "c")
+    for _ in range(serialize.MAX_DEPTH - 1):
+        [out] = out
+    assert out.tolist() == [1.0]
+    with pytest.raises(ValueError, match=f"nests deeper than {serialize.MAX_DEPTH} levels"):
+        save([deep], tmp_path / "c")
+    loop = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match=r"obj\['x'\]\[0\]\[0\].*hold itself"):
+        save({"x": loop}, tmp_path / "c")
+
+
+def test_tree_size_limit_is_the_same_for_save_and_load(tmp_path, monkeypatch):
+    monkeypatch.setattr(serialize, "MAX_TREE_BYTES", 1000)
+    save({"s": "x" * 800}, tmp_path / "c")
+    with pytest.raises(ValueError, match="bytes of JSON, more than load accepts .1000.; store bulk data"):
+        save({"s": "x" * 1000}, tmp_path / "c")
+    monkeypatch.setattr(serialize, "MAX_TREE_BYTES", 500)
+    with pytest.raises(CheckpointError, match="tinygrad_tf.json is 8.. bytes; expected at most 500"):
+        load(tmp_path / "c")
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Fail instead of hanging (a blocked open of a FIFO never returns by itself)."""
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_load_refuses_special_files_without_opening_them(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    with time_limit(5):
+        for path, kind in [(tmp_path / "fifo", "a FIFO"), ("/dev/zero", "a character device"),
+                           (tmp_path, "a directory")]:
+            with pytest.raises(CheckpointError, match=f"{os.path.basename(path)}': it is {kind}.*, "
+                                                      f"expected a regular file"):
+                load(path)
+
+
+def test_load_checks_the_opened_file_too(tmp_path, monkeypatch):
+    """Should the path become a FIFO between the check and the open, O_NONBLOCK keeps the open
+    from waiting for a writer, and the check of the open file refuses it."""
+    save({"a": 1}, tmp_path / "good.tg")
+    os.mkfifo(tmp_path / "fifo")
+    real_stat = os.stat
+    def stale_stat(path, *args, **kwargs):  # what os.stat said just before the swap
+        return real_stat(tmp_path / "good.tg" if os.fspath(path) == os.fspath(tmp_path / "fifo") else path,
+                         *args, **kwargs)
+    monkeypatch.setattr(serialize.os, "stat", stale_stat)
+    with time_limit(5), pytest.raises(CheckpointError, match="it is a FIFO"):
+        load(tmp_path / "fifo")
+
+
+def make_temp(directory, pid, age_s, target="ckpt.tg", suffix=serialize.TEMP_SUFFIX):
+    """A file named as a save's temp file, last written `age_s` ago."""
+    path = directory / f".{target}.{pid}.{secrets.token_hex(6)}{suffix}"
+    path.write_bytes(b"half a checkpoint")
+    os.utime(path, (time.time() - age_s,) * 2)
+    return path
+
+
+def test_save_removes_only_our_stale_temp_files(tmp_path):
+    gone = 999_999_999  # above any pid_max: no such process
+    old = serialize.STALE_AFTER_S + 60
+    before_us = old + time.time() - serialize._IMPORTED
+    stale = [make_temp(tmp_path, gone, old), make_temp(tmp_path, gone, old, target="other.tg"),
+             make_temp(tmp_path, os.getpid(), before_us)]  # our pid, written before we started
+    kept = [make_temp(tmp_path, gone, 60),  # recent: may be a live save on another machine
+            make_temp(tmp_path, os.getppid(), old),  # its writer is alive (perhaps stopped)
+            make_temp(tmp_path, gone, old, suffix=".tmp"),  # not our suffix
+            tmp_path / "notes.tinygrad_tf-tmp"]  # not our pattern
+    kept[-1].write_text("mine")
+    os.utime(kept[-1], (time.time() - old,) * 2)
+    link = tmp_path / f".x.{gone}.{'0' * 12}{serialize.TEMP_SUFFIX}"  # our name, but a symlink
+    os.symlink(kept[-1].name, link)
+    os.utime(link, (time.time() - old,) * 2, follow_symlinks=False)
+    directory = tmp_path / f".y.{gone}.{'1' * 12}{serialize.TEMP_SUFFIX}"  # our name, but a directory
+    directory.mkdir()
+    os.utime(directory, (time.time() - old,) * 2)
+    save({"a": 1}, tmp_path / "ckpt.tg")
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in kept) and link.is_symlink() and directory.is_dir()
+    assert kept[-1].read_text() == "mine"
+
+
+def test_save_leaves_a_concurrent_saves_temp_file_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(serialize, "STALE_AFTER_S", 0)  # every temp file counts as old
+    started, release = threading.Event(), threading.Event()
+    write_array = np.lib.format.write_array
+    def paused(*args, **kwargs):  # the first save stops mid-write until released
+        if threading.current_thread() is not threading.main_thread():
+            started.set()
+            release.wait(10)
+        return write_array(*args, **kwargs)
+    monkeypatch.setattr(np.lib.format, "write_array", paused)
+    first = threading.Thread(target=save, args=({"w": np.ones(3)}, tmp_path / "a.tg"))
+    first.start()
+    try:
+        assert started.wait(10)
+        [tmp] = list(tmp_path.iterdir())
+        assert serialize.TEMP_NAME.fullmatch(tmp.name) and f".{os.getpid()}." in tmp.name
+        save({"x": 2}, tmp_path / "b.tg")  # same directory, while the first is mid-write
+        assert tmp.exists()
+    finally:
+        release.set()
+        first.join()
+    assert load(tmp_path / "a.tg")["w"].tolist() == [1, 1, 1]
+    assert sorted(os.listdir(tmp_path)) == ["a.tg", "b.tg"]
 
 
 def test_missing_file(tmp_path):
