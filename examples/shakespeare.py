@@ -6,29 +6,37 @@
 
 Every evaluation appends a line to <out-dir>/log.jsonl and writes <out-dir>/ckpt.npz
 (atomically); --resume continues from it exactly. The model with the lowest val loss so
-far is also kept, in best.npz; --sample-only writes text from it.
-Ctrl-C saves a checkpoint before it stops. On a GPU each step replays a CUDA graph of the
-forward and backward, captured once at the start (--no-cuda-graph: run them eagerly).
+far is also kept, in best.npz; --sample-only writes text from it (no data file needed).
+Ctrl-C or SIGTERM saves a checkpoint before it stops (a second Ctrl-C stops at once). On a GPU
+each step replays a CUDA graph of the forward and backward, captured once at the start
+(--no-cuda-graph: run them eagerly).
 """
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import tinygrad_tf as tg  # noqa: E402
-from tinygrad_tf import optim  # noqa: E402
-from tinygrad_tf.data import BatchSampler, CharTokenizer, DataError, load_text, train_val_split  # noqa: E402
-from tinygrad_tf.models.gpt import GPT, GPTConfig  # noqa: E402
-from tinygrad_tf.optim.lr_scheduler import cosine_with_warmup  # noqa: E402
+try:  # NumPy (and CuPy) take a moment to import: Ctrl-C meanwhile is one line too, not a traceback
+    from tqdm import tqdm
+
+    import tinygrad_tf as tg
+    from tinygrad_tf import optim
+    from tinygrad_tf.data import BatchSampler, CharTokenizer, DataError, load_text, train_val_split
+    from tinygrad_tf.models.gpt import GPT, GPTConfig
+    from tinygrad_tf.optim.lr_scheduler import cosine_with_warmup
+    from tinygrad_tf.serialize import CheckpointError
+except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
 
 PRESETS = {
     # The lecture's model and schedule (Karpathy's "Let's build GPT").
@@ -38,6 +46,13 @@ PRESETS = {
     "cpu": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0,
                 lr=2e-3, min_lr=2e-4, warmup_iters=100, max_iters=10000, eval_interval=500, eval_iters=50),
 }
+PRESET_NOTES = {"seed": "the lecture's model and schedule (Karpathy's \"Let's build GPT\"): 10.8M parameters, "
+                        "for a GPU",
+                "cpu": "0.8M parameters, small enough for a 2-core CPU: a readable sample in about ten minutes"}
+DEFAULTS = dict(preset="cpu", dtype="float32", seed=1337, weight_decay=0.01, beta1=0.9, beta2=0.999, grad_clip=0.0)
+MODEL_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "dropout")  # the GPTConfig
+RUN_FLAGS = (*DEFAULTS, *PRESETS["cpu"])  # what a run is made of: a checkpoint keeps them
+CHANGEABLE_ON_RESUME = ("max_iters", "eval_interval", "eval_iters")  # e.g. train longer
 CHECKPOINT, BEST, LOG = "ckpt.npz", "best.npz", "log.jsonl"
 
 
@@ -45,32 +60,37 @@ def main(argv=None):
     """Build or resume the run, then the lecture's loop: batch, forward, backward, step; evaluate and
     checkpoint every eval_interval iterations."""
     args = parse_args(argv)
-    text, tokenizer = load_corpus(args)
-    state, source = load_checkpoint(args, tokenizer)
+    state, source = load_checkpoint(args)
+    tokenizer, splits = load_corpus(args, state)
     if args.sample_only:
-        model = build_model(args, tokenizer, state)
+        model = build_model(args, tokenizer, state, source)
         print(f"from {source} (iteration {state['iter']})")
         print(sample_text(model, tokenizer, args))
         return
     if args.device == "cpu":
         tg.backend.keep_freed_memory()  # freed NumPy temporaries stay in the heap: CPU steps ~30% shorter
-    run = start_run(args, text, tokenizer, build_model(args, tokenizer, state), state)
+    run = start_run(args, tokenizer, splits, build_model(args, tokenizer, state, source), state)
     tg.manual_seed(args.seed)  # the captured dropout seeds: the same in a fresh and a resumed run
     train_step = make_train_step(run.model, run.optimizer, args)
     clock = TrainingClock(run.elapsed, args.batch_size * args.block_size)
     bar = progress_bar(args, run.start)
-    with ctrl_c_sets_flag() as interrupted:
+    with stop_signals_set_flag() as stop_requested:
         for it in range(run.start, args.max_iters + 1):
-            if interrupted:
-                stop_after_ctrl_c(run, it, clock, bar)
             due = it % args.eval_interval == 0 or it == args.max_iters
-            if due and not (it == run.start and run.evaluated):  # resumed where it evaluated: logged already
+            logged = due and it == run.start and run.evaluated  # resumed where it evaluated
+            if due and not logged:
+                if it == run.start:
+                    say(f"evaluating at iteration {it} ({args.eval_iters} batches of each split)...")
                 tokens_per_s = clock.pause()  # evaluating is not training
-                losses = evaluate(run.model, run.splits, args)
-                log_evaluation(run, it, losses, tokens_per_s, clock.elapsed)
-                save_best(run, it, losses["val"])
-                save_checkpoint(run, it, clock.elapsed, evaluated=True)
+                losses = evaluate(run.model, run.splits, args, stop_requested)  # None: cut short by Ctrl-C
+                if losses is not None:
+                    log_evaluation(run, it, losses, tokens_per_s, clock.elapsed)
+                    save_best(run, it, losses["val"])
+                    save_checkpoint(run, it, clock.elapsed, evaluated=True)
+                    logged = True
                 clock.resume()
+            if stop_requested:  # Ctrl-C or SIGTERM during the last step or this evaluation
+                stop_after_signal(run, it, logged, clock, bar, stop_requested[0])
             if it == args.max_iters:
                 break
             # Dropout draws from a generator reseeded from (seed, iteration): a resumed run
@@ -87,114 +107,239 @@ def main(argv=None):
     finish(run)
 
 
-# --- building or resuming the run ---------------------------------------------------------
-def parse_args(argv=None):
-    """The flags, with the preset filling in those not given; a bad value stops here, before any work."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="defaults for every flag below")
-    p.add_argument("--data", help="path to tinyshakespeare.txt (default: $TINYGRAD_TF_DATA or download)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+# --- the flags --------------------------------------------------------------------------------
+def make_parser():
+    """Every flag, with its help; those of a run (RUN_FLAGS) default to None: the preset, or with
+    --resume the checkpoint, fills in those not given."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=presets_help(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help=f"the defaults of the model and schedule flags below (default: {DEFAULTS['preset']}; "
+                        f"the presets are listed at the end)")
+    p.add_argument("--data", help="path to tinyshakespeare.txt (default: $TINYGRAD_TF_DATA, else a "
+                                  "checksummed download kept in ~/.cache/tinygrad_tf)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto: cuda when a GPU is usable "
+                                                    "(default: %(default)s)")
+    p.add_argument("--dtype", choices=["float32", "float64"],
+                   help=f"dtype of the weights and activations (default: {DEFAULTS['dtype']})")
     p.add_argument("--tf32", action="store_true", help="GPU: TF32 matrix products (faster, ~10 bits of mantissa)")
-    p.add_argument("--out-dir", default="out/shakespeare", help="checkpoint, log.jsonl and plots go here")
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--resume", action="store_true", help="continue from <out-dir>/ckpt.npz")
-    p.add_argument("--sample-only", action="store_true", help="load the checkpoint and only write text")
-    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out-dir that holds a run")
-    p.add_argument("--sample-tokens", type=int, default=500)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--prompt", default="\n", help="text the sample starts from")
-    for name, kind in [("n_layer", int), ("n_head", int), ("n_embd", int), ("block_size", int),
-                       ("batch_size", int), ("dropout", float), ("lr", float), ("min_lr", float),
-                       ("warmup_iters", int), ("max_iters", int), ("eval_interval", int),
-                       ("eval_iters", int)]:
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help="preset's value if unset")
-    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's decoupled weight decay")
-    p.add_argument("--beta1", type=float, default=0.9)
-    p.add_argument("--beta2", type=float, default=0.999)
-    p.add_argument("--grad-clip", type=float, default=0.0, help="clip the global grad norm (0: off)")
+    p.add_argument("--out-dir", default="out/shakespeare",
+                   help="checkpoints, log.jsonl and the loss plot go here (default: %(default)s)")
+    p.add_argument("--seed", type=int, help=f"seeds the initial weights, the batches, dropout and the sample "
+                                            f"(default: {DEFAULTS['seed']})")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="continue from <out-dir>/ckpt.npz; flags not given take the checkpoint's values")
+    mode.add_argument("--sample-only", action="store_true",
+                      help="only write text, from <out-dir>/best.npz (else ckpt.npz); needs no data file")
+    mode.add_argument("--overwrite", action="store_true", help="start afresh in an --out-dir that holds a run")
+    p.add_argument("--sample-tokens", type=int, default=500,
+                   help="characters the sample adds to the prompt (default: %(default)s)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="divides the logits before sampling: below 1 safer text, above 1 wilder "
+                        "(default: %(default)s)")
+    p.add_argument("--top-k", type=int, help="sample only from the k likeliest characters (default: all)")
+    p.add_argument("--prompt", default="\n", help="text the sample starts from (default: a newline)")
+    for name, text in [("n_layer", "transformer blocks"), ("n_head", "attention heads, a divisor of --n-embd"),
+                       ("n_embd", "width of the embeddings"), ("block_size", "context length, in characters"),
+                       ("batch_size", "sequences per training step"), ("dropout", "dropout probability, in [0, 1)"),
+                       ("lr", "peak learning rate"), ("min_lr", "learning rate at the end of the cosine decay"),
+                       ("warmup_iters", "steps of linear warm-up"), ("max_iters", "training steps in all"),
+                       ("eval_interval", "evaluate and checkpoint every this many steps"),
+                       ("eval_iters", "batches of each split per evaluation")]:
+        p.add_argument("--" + name.replace("_", "-"), type=type(PRESETS["cpu"][name]),
+                       help=text + " (default: the preset's)")
+    p.add_argument("--weight-decay", type=float,
+                   help=f"AdamW's decoupled weight decay (default: {DEFAULTS['weight_decay']})")
+    p.add_argument("--beta1", type=float, help=f"AdamW's decay of its gradient average (default: {DEFAULTS['beta1']})")
+    p.add_argument("--beta2", type=float,
+                   help=f"AdamW's decay of its squared-gradient average (default: {DEFAULTS['beta2']})")
+    p.add_argument("--grad-clip", type=float,
+                   help=f"clip the global grad norm to this (default: {DEFAULTS['grad_clip']}: off)")
     p.add_argument("--no-cuda-graph", action="store_true",
                    help="GPU: run every step eagerly instead of replaying it as a captured CUDA graph")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
-    args = p.parse_args(argv)
-    for key, value in PRESETS[args.preset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    for key in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "eval_interval", "eval_iters"):
-        if getattr(args, key) <= 0:
-            p.error(f"--{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
-    if args.max_iters < 0 or args.warmup_iters < 0:
-        p.error("--max-iters and --warmup-iters must be >= 0")
-    if args.temperature <= 0 or (args.top_k is not None and args.top_k < 1):
-        p.error("--temperature must be positive and --top-k at least 1")
+    return p
+
+
+def presets_help():
+    """The --help epilog: each preset's values, and what it is for."""
+    lines = ["presets (a flag not given takes the preset's value; with --resume, the checkpoint's):"]
+    for name, values in PRESETS.items():
+        lines += textwrap.wrap(", ".join(f"{k}={v}" for k, v in values.items()), 100,
+                               initial_indent=f"  {name}: ", subsequent_indent=" " * (len(name) + 4))
+        lines.append(" " * (len(name) + 4) + PRESET_NOTES[name])
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    """The flags, checked: a bad value, an unusable device or --out-dir stops here, before any work, with
+    one line (argparse's own errors, e.g. a word for a number, also show the usage and exit with 2).
+    A fresh run's flags not given take the preset's values; load_checkpoint fills in those of --resume
+    and --sample-only."""
+    args = make_parser().parse_args(argv)
+    args.given = {key for key in RUN_FLAGS if getattr(args, key) is not None}
+    if not (args.resume or args.sample_only):
+        fill_flags(args, {})
+    if problem := bad_value(args):
+        sys.exit(f"error: {problem}")
+    if not args.prompt:
+        sys.exit("error: --prompt must not be empty: the sample continues it (default: a newline)")
     if args.device == "auto":
         args.device = "cuda" if tg.cuda.is_available() else "cpu"
     try:
         tg.backend.parse_device(args.device)
     except (ValueError, RuntimeError) as e:  # an unknown name, or cuda without CuPy or a GPU
-        p.error(str(e))
+        sys.exit(f"error: --device: {e}")
+    out_dir = Path(args.out_dir)
+    existing = next(d for d in (out_dir, *out_dir.parents) if d.exists())  # out_dir or the folder it goes in
+    if not existing.is_dir():
+        sys.exit(f"error: --out-dir {out_dir}: {existing} is not a directory")
+    if not args.sample_only and not os.access(existing, os.W_OK | os.X_OK):
+        sys.exit(f"error: --out-dir {out_dir}: {existing} is not writable")
     if args.tf32:
         os.environ["CUPY_TF32"] = "1"  # CuPy reads it at its first float32 GEMM, which is still to come
     return args
 
 
-def load_corpus(args):
-    """The text and its tokenizer. The --prompt is checked against it now, not after training."""
-    try:
-        text = load_text(args.data)
-    except DataError as e:
-        sys.exit(f"error: {e}")
-    tokenizer = CharTokenizer(text)
-    try:
-        tokenizer.encode(args.prompt)
-    except ValueError as e:
-        sys.exit(f"error: --prompt: {e}")
-    return text, tokenizer
+def fill_flags(args, saved):
+    """Set each run flag not given to `saved`'s value (a checkpoint's), else the preset's, else DEFAULTS'."""
+    preset = args.preset or saved.get("preset") or DEFAULTS["preset"]
+    values = {**DEFAULTS, **PRESETS[preset], **saved, "preset": preset}
+    for key in RUN_FLAGS:
+        if getattr(args, key) is None:
+            setattr(args, key, values[key])
 
 
-def load_checkpoint(args, tokenizer):
-    """(state, path) of what --resume continues or --sample-only writes from (best.npz when there
-    is one); (None, None) for a fresh run, which must not replace an earlier run by accident."""
+def bad_value(args):
+    """What is wrong with the flags' values (those set so far), or None."""
+    positive, finite = (lambda v: v > 0), (lambda v: 0 <= v < math.inf)
+    rules = {  # flag: (test, what it must be)
+        **{k: (positive, "positive") for k in ("n_layer", "n_head", "n_embd", "block_size", "batch_size",
+                                                "eval_interval", "eval_iters")},
+        **{k: ((lambda v: v >= 0), ">= 0") for k in ("max_iters", "warmup_iters", "sample_tokens")},
+        "lr": ((lambda v: 0 < v < math.inf), "a positive, finite learning rate"),
+        **{k: (finite, ">= 0 and finite") for k in ("min_lr", "weight_decay", "grad_clip")},
+        **{k: ((lambda v: 0 <= v < 1), "in [0, 1)") for k in ("dropout", "beta1", "beta2")},
+        "temperature": ((lambda v: 0 < v < math.inf), "positive and finite"),
+        "top_k": ((lambda v: v >= 1), "at least 1"),
+        "seed": ((lambda v: 0 <= v < 2**32), "in [0, 2**32)"),
+    }
+    for key, (ok, must_be) in rules.items():
+        value = getattr(args, key)
+        if value is not None and not ok(value):
+            return f"--{key.replace('_', '-')} must be {must_be}, got {value}"
+    if args.n_embd and args.n_head and args.n_embd % args.n_head:
+        return f"n_embd (--n-embd {args.n_embd}) must be divisible by n_head (--n-head {args.n_head})"
+    return None
+
+
+# --- building or resuming the run ---------------------------------------------------------
+def load_checkpoint(args):
+    """(state, path) of what --resume continues or --sample-only writes from (best.npz when there is
+    one), whose config and flags then fill in the flags not given; a given one that contradicts them
+    stops the program. (None, None) for a fresh run, which must not replace an earlier run by accident."""
     out_dir = Path(args.out_dir)
-    ckpt_path = out_dir / CHECKPOINT
+    ckpt_path, best_path = out_dir / CHECKPOINT, out_dir / BEST
     if not (args.resume or args.sample_only):
         if ckpt_path.exists() and not args.overwrite:
             sys.exit(f"error: {out_dir} already holds a training run ({ckpt_path}); pass --resume to continue "
                      f"it, --overwrite to replace it, or another --out-dir")
         return None, None
-    path = out_dir / BEST if args.sample_only and (out_dir / BEST).exists() else ckpt_path
-    if not path.exists():
+    if args.resume and not ckpt_path.exists():
         sys.exit(f"error: no checkpoint at {ckpt_path} (train first, or pass the --out-dir you trained with)")
-    state = tg.load(path)
-    saved_tok = CharTokenizer.from_state_dict(state["tokenizer"])
-    if saved_tok != tokenizer:  # its token ids would mean other characters
-        sys.exit(f"error: the checkpoint's vocabulary ({saved_tok.vocab_size} chars) differs from "
-                 f"this text's ({tokenizer.vocab_size}); pass the --data it was trained on")
+    if args.sample_only and not (best_path.exists() or ckpt_path.exists()):
+        sys.exit(f"error: no checkpoint in {out_dir}: neither {BEST} nor {CHECKPOINT} is there (train first, "
+                 f"or pass the --out-dir you trained with)")
+    path = best_path if args.sample_only and best_path.exists() else ckpt_path
+    with checkpoint_errors(path):
+        state = tg.load(path)
+        needed = ["model", "config", "tokenizer", "iter"]
+        if args.resume:
+            needed += ["optimizer", "sampler", "elapsed_s", "best_val_loss", "evaluated"]
+        if missing := [key for key in needed if key not in state]:
+            raise ValueError(f"it lacks {', '.join(missing)}")
+        state["tokenizer"] = CharTokenizer.from_state_dict(state["tokenizer"])
+        config = GPTConfig(**state["config"])
+        if config.vocab_size != state["tokenizer"].vocab_size:
+            raise ValueError(f"its model has {config.vocab_size} tokens, its tokenizer "
+                             f"{state['tokenizer'].vocab_size}")
+        saved = state.get("args", {})
+        if not isinstance(saved, dict):
+            raise TypeError("its 'args' entry is not a dict")
+        saved = {**saved, **{key: getattr(config, key) for key in MODEL_FLAGS}}
+        fixed = MODEL_FLAGS if args.sample_only else [key for key in RUN_FLAGS if key not in CHANGEABLE_ON_RESUME]
+        for key in fixed:
+            if key in args.given and key in saved and getattr(args, key) != saved[key]:
+                flag = "--" + key.replace("_", "-")
+                sys.exit(f"error: {flag} {getattr(args, key)} contradicts {path}, whose run has {key}="
+                         f"{saved[key]}; leave {flag} out (flags not given take the checkpoint's values), or train "
+                         f"afresh in another --out-dir")
+        fill_flags(args, saved)
+        if problem := bad_value(args):
+            sys.exit(f"error: {path}: {problem}")
+        if args.resume and args.max_iters < state["iter"]:
+            sys.exit(f"error: --max-iters {args.max_iters} is below the iteration {state['iter']} of {path}")
     return state, path
 
 
-def build_model(args, tokenizer, state):
-    """The GPT the flags describe, or the checkpoint's, whose shape then overrides the flags: the args
-    saved with the next checkpoint must describe the model it holds."""
-    if state is None:
-        try:
-            config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
-                               n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
-        except ValueError as e:  # e.g. --n-embd not a multiple of --n-head
-            sys.exit(f"error: {e}")
+@contextlib.contextmanager
+def checkpoint_errors(path):
+    """Within it, what a corrupt or foreign checkpoint raises stops the program with one line that names
+    the file and what is wrong with it."""
+    try:
+        yield
+    except CheckpointError as e:  # tg.load's message names the file
+        sys.exit(f"error: {e}")
+    except OSError as e:
+        sys.exit(f"error: cannot read {path}: {e.strerror or e}")
+    except KeyError as e:
+        sys.exit(f"error: {path} is not a checkpoint of this example: it has no entry {e}")
+    except (TypeError, ValueError, RuntimeError) as e:
+        sys.exit(f"error: {path} is not a checkpoint of this example: {' '.join(str(e).split())}")
+
+
+def load_corpus(args, state):
+    """The tokenizer and the text's "train" and "val" tokens, the block size and the prompt checked
+    against them now, not after training. --sample-only reads no text (splits: None): the checkpoint
+    holds its tokenizer."""
+    if args.sample_only:
+        tokenizer, splits = state["tokenizer"], None
     else:
-        config = GPTConfig(**state["config"])
-        for key in ("n_layer", "n_head", "n_embd", "block_size", "dropout"):
-            setattr(args, key, getattr(config, key))
+        try:
+            text = load_text(args.data)
+        except DataError as e:
+            sys.exit(f"error: {e}")
+        tokenizer = CharTokenizer(text)
+        if state is not None and state["tokenizer"] != tokenizer:  # its token ids would mean other characters
+            sys.exit(f"error: the checkpoint's vocabulary ({state['tokenizer'].vocab_size} chars) differs from "
+                     f"this text's ({tokenizer.vocab_size}); pass the --data it was trained on")
+        tokens = tokenizer.encode(text)
+        train, val = train_val_split(tokens) if len(tokens) > 1 else (tokens[:0], tokens)
+        if min(len(train), len(val)) <= args.block_size:  # each split is sampled in blocks (and one more)
+            sys.exit(f"error: the text is too short for --block-size {args.block_size}: its training split "
+                     f"(the first 90%) has {len(train)} chars and its validation split (the last 10%) "
+                     f"{len(val)}; each needs more than {args.block_size}")
+        splits = {"train": train, "val": val}
+    try:
+        tokenizer.encode(args.prompt)
+    except ValueError as e:
+        sys.exit(f"error: --prompt: {e}")
+    return tokenizer, splits
+
+
+def build_model(args, tokenizer, state, source):
+    """The GPT the flags describe (on resume, load_checkpoint set them to the checkpoint's config),
+    with the checkpoint's weights when there is one."""
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, **{key: getattr(args, key) for key in MODEL_FLAGS})
     tg.manual_seed(args.seed)
     model = GPT(config).to(args.device, getattr(tg, args.dtype))
     print(f"GPT: {sum(p.numel() for p in model.parameters()):,} parameters, {config.n_layer} layers, "
           f"{config.n_head} heads, n_embd {config.n_embd}, block {config.block_size}; "
           f"device {args.device}, {args.dtype}; vocab {tokenizer.vocab_size}")
     if state is not None:
-        model.load_state_dict(state["model"])
+        with checkpoint_errors(source):
+            model.load_state_dict(state["model"])
     return model
 
 
@@ -214,28 +359,22 @@ class Run:
     evaluated: bool = False  # iteration `start` was evaluated and logged before the checkpoint
 
 
-def start_run(args, text, tokenizer, model, state):
+def start_run(args, tokenizer, splits, model, state):
     """The optimizer and batches for `model`, restored from `state` when resuming; a fresh run
     starts a fresh log."""
-    train_data, val_data = train_val_split(tokenizer.encode(text))
-    if len(val_data) <= args.block_size:
-        sys.exit(f"error: the text is too short for --block-size {args.block_size} "
-                 f"(its validation split has {len(val_data)} chars)")
-    try:
-        optimizer = optim.AdamW(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2),
-                                weight_decay=args.weight_decay)
-    except ValueError as e:  # --lr, --beta1, --beta2 or --weight-decay out of range
-        sys.exit(f"error: {e}")
-    sampler = BatchSampler(train_data, args.batch_size, args.block_size, seed=args.seed)
-    run = Run(args, tokenizer, model, optimizer, sampler, {"train": train_data, "val": val_data}, Path(args.out_dir))
+    optimizer = optim.AdamW(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2),
+                            weight_decay=args.weight_decay)
+    sampler = BatchSampler(splits["train"], args.batch_size, args.block_size, seed=args.seed)
+    run = Run(args, tokenizer, model, optimizer, sampler, splits, Path(args.out_dir))
     if state is None:
         run.out_dir.mkdir(parents=True, exist_ok=True)
         (run.out_dir / LOG).unlink(missing_ok=True)
     else:
-        optimizer.load_state_dict(state["optimizer"])
-        sampler.load_state_dict(state["sampler"])
-        run.start, run.elapsed = int(state["iter"]), float(state["elapsed_s"])
-        run.best_val, run.evaluated = float(state["best_val_loss"]), bool(state["evaluated"])
+        with checkpoint_errors(run.out_dir / CHECKPOINT):
+            optimizer.load_state_dict(state["optimizer"])
+            sampler.load_state_dict(state["sampler"])
+            run.start, run.elapsed = int(state["iter"]), float(state["elapsed_s"])
+            run.best_val, run.evaluated = float(state["best_val_loss"]), bool(state["evaluated"])
         print(f"resumed from {run.out_dir / CHECKPOINT} at iteration {run.start}")
     return run
 
@@ -285,30 +424,42 @@ def set_learning_rate(optimizer, it, args):
 
 
 # --- evaluation and checkpoints -------------------------------------------------------------
-def evaluate(model, splits, args):
-    """Mean loss over eval_iters batches per split; the same batches every time."""
+def evaluate(model, splits, args, stop_requested=()):
+    """Mean loss over eval_iters batches per split; the same batches every time. None when a stop is
+    requested meanwhile (Ctrl-C or SIGTERM appends to stop_requested): the rest would only delay it."""
     model.eval()
     losses = {}
-    with tg.no_grad():
-        for name, data in splits.items():
-            sampler = BatchSampler(data, args.batch_size, args.block_size, seed=args.seed + 1)
-            total = 0.0
-            for _ in range(args.eval_iters):
-                x, y = sampler.sample()
-                total += model(tg.tensor(x, device=args.device), tg.tensor(y, device=args.device))[1].item()
-            losses[name] = total / args.eval_iters
-    model.train()
-    return losses
+    try:
+        with tg.no_grad():
+            for name, data in splits.items():
+                sampler = BatchSampler(data, args.batch_size, args.block_size, seed=args.seed + 1)
+                total = 0.0
+                for _ in range(args.eval_iters):
+                    if stop_requested:
+                        return None
+                    x, y = sampler.sample()
+                    total += model(tg.tensor(x, device=args.device), tg.tensor(y, device=args.device))[1].item()
+                losses[name] = total / args.eval_iters
+        return losses
+    finally:
+        model.train()
 
 
 def log_evaluation(run, it, losses, tokens_per_s, elapsed):
-    """Append the evaluation to log.jsonl (for the plot, and for whoever reads the run later) and show it."""
+    """Append the evaluation to log.jsonl (for the plot, and for whoever reads the run later) and show it.
+    tokens_per_s is None (null in the log) when no step was taken since the last evaluation."""
     row = {"iter": it, "train_loss": round(losses["train"], 4), "val_loss": round(losses["val"], 4),
-           "tokens_per_s": round(tokens_per_s, 1), "elapsed_s": round(elapsed, 1)}
+           "tokens_per_s": None if tokens_per_s is None else round(tokens_per_s, 1), "elapsed_s": round(elapsed, 1)}
     with open(run.out_dir / LOG, "a") as f:
         f.write(json.dumps(row) + "\n")
-    tqdm.write(f"iter {it}: train {losses['train']:.4f}, val {losses['val']:.4f}, {tokens_per_s:,.0f} tokens/s")
-    sys.stdout.flush()  # shown now also when stdout is a log file
+    speed = "" if tokens_per_s is None else f", {tokens_per_s:,.0f} tokens/s"
+    say(f"iter {it}: train {losses['train']:.4f}, val {losses['val']:.4f}{speed}")
+
+
+def say(line):
+    """Print a line above the progress bar, shown now also when stdout is a log file."""
+    tqdm.write(line)
+    sys.stdout.flush()
 
 
 def save_best(run, it, val_loss):
@@ -330,27 +481,36 @@ def save_checkpoint(run, it, elapsed, evaluated):
             run.out_dir / CHECKPOINT)
 
 
-# --- Ctrl-C and progress --------------------------------------------------------------------
+# --- Ctrl-C, SIGTERM and progress ------------------------------------------------------------
 @contextlib.contextmanager
-def ctrl_c_sets_flag():
-    """Within it Ctrl-C only appends to the list it yields, which the loop checks between steps:
-    the checkpoint it then saves never holds a half-applied optimizer step."""
+def stop_signals_set_flag():
+    """Within it Ctrl-C (SIGINT) and SIGTERM only append their number to the list it yields, which the
+    loop checks after each step and evaluation: the checkpoint it then saves never holds a half-applied
+    optimizer step. A second one raises KeyboardInterrupt at once, without a checkpoint."""
     flag = []
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: flag.append(True))
+
+    def handler(signum, frame):
+        if flag:
+            raise KeyboardInterrupt
+        flag.append(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous_handler)
+        for signum, old_handler in previous.items():
+            signal.signal(signum, old_handler)
 
 
-def stop_after_ctrl_c(run, it, clock, bar):
-    """Save a checkpoint at iteration `it` (not yet evaluated) and exit as an interrupted program does."""
+def stop_after_signal(run, it, evaluated, clock, bar, signum):
+    """Save a checkpoint at iteration `it` (`evaluated`: it is in the log) and exit as a program stopped
+    by `signum` does: status 130 after Ctrl-C, 143 after SIGTERM."""
     clock.pause()
-    save_checkpoint(run, it, clock.elapsed, evaluated=False)
+    save_checkpoint(run, it, clock.elapsed, evaluated)
     bar.close()
-    print(f"\ninterrupted: checkpoint at iteration {it} saved to {run.out_dir / CHECKPOINT}; "
-          f"continue with --resume")
-    sys.exit(130)
+    what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    print(f"\n{what}: checkpoint at iteration {it} saved to {run.out_dir / CHECKPOINT}; continue with --resume")
+    sys.exit(128 + signum)
 
 
 class TrainingClock:
@@ -370,10 +530,10 @@ class TrainingClock:
         return self.tokens / (time.perf_counter() - self.since)
 
     def pause(self):
-        """Stop counting; return the tokens/s since the last resume (0 when no step was taken)."""
+        """Stop counting; return the tokens/s since the last resume (None when no step was taken)."""
         seconds = time.perf_counter() - self.since
         self.elapsed += seconds
-        return self.tokens / seconds if self.tokens else 0.0
+        return self.tokens / seconds if self.tokens else None
 
 
 def progress_bar(args, start):
@@ -428,4 +588,8 @@ def sample_text(model, tokenizer, args):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (loading, the sample at the end), or a second one
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

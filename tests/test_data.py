@@ -2,6 +2,7 @@ import functools
 import hashlib
 import http.server
 import json
+import os
 import socket
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ from tinygrad_tf.data import (DATA_ENV, TINY_SHAKESPEARE_SHA256, BatchSampler, C
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\n" * 60  # a few KB
 SHA = hashlib.sha256(TEXT.encode()).hexdigest()
-SHARED = Path(__file__).resolve().parents[2] / "shared/data/tinyshakespeare.txt"
+REAL_FILE = os.environ.get(DATA_ENV)  # a local copy of tinyshakespeare.txt, if the environment names one
 
 
 @pytest.fixture
@@ -175,10 +176,10 @@ def test_load_text_errors(tmp_path):
     assert load_text(user) == "any text, not checksummed\r\n"
 
 
-@pytest.mark.skipif(not SHARED.is_file(), reason="shared tinyshakespeare.txt not available")
+@pytest.mark.skipif(not REAL_FILE, reason=f"set {DATA_ENV} to a local tinyshakespeare.txt to check it")
 def test_real_tiny_shakespeare():
-    assert hashlib.sha256(SHARED.read_bytes()).hexdigest() == TINY_SHAKESPEARE_SHA256
-    text = load_text(SHARED)
+    assert hashlib.sha256(Path(REAL_FILE).read_bytes()).hexdigest() == TINY_SHAKESPEARE_SHA256
+    text = load_text(REAL_FILE)
     tok = CharTokenizer(text)
     assert tok.vocab_size == 65
     ids = tok.encode(text)
