@@ -98,18 +98,24 @@ def test_ops_that_do_not_read_their_inputs_allow_later_writes_as_torch():
         total.backward()
 
 
-def test_inplace_writes_into_tensors_of_a_graph_are_refused_outside_no_grad():
+def test_inplace_writes_into_leaves_that_require_grad_need_no_grad_and_others_join_the_graph():
     w = tg.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
         w.add_(1)
     with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
         w[0] = 3.0
-    h = w * 2
-    with pytest.raises(RuntimeError, match="part of a graph are not supported"):
-        h[0] = 0.0
     with tg.no_grad():
         w[0] = 3.0
-    assert w.tolist() == [3.0, 2.0]
+        w -= 1.0  # augmented assignment is in place: w stays the leaf it was
+    assert w.tolist() == [2.0, 1.0] and w.is_leaf and w.requires_grad
+    h = w * 2
+    h[0] = 0.0  # recorded: h's grad_fn is now the write
+    h.sum().backward()
+    assert type(h.grad_fn).__name__ == "SetItem" and w.grad.tolist() == [0.0, 2.0]
+    x = tg.zeros(2)
+    x[1] = w[0] * 3  # a value that requires grad makes x part of the graph, as in torch
+    x.sum().backward()
+    assert x.requires_grad and w.grad.tolist() == [3.0, 2.0]
 
 
 def test_grad_assignment_and_hooks_are_checked():

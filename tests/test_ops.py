@@ -49,6 +49,16 @@ def seeded_dropout(lib, F, x, p):
     return F.dropout(x, p, True)
 
 
+def written_in_graph(lib, F, a, b):
+    """Writes into a tensor of the graph (torch records them; so do we, as SetItem nodes)."""
+    h = a * 2
+    h[:, 0] = b
+    h[1, 2] = h[1, 2] * 10
+    h += a
+    h *= b[:, None]
+    return h
+
+
 def linear_relu(lib, F, x, w, b):
     """Ours applies the ReLU inside linear (one op); torch, the oracle, composes the two."""
     if getattr(lib, "__name__", "") == "torch":
@@ -178,6 +188,7 @@ CASES = [
     ("repeat_roll_flip", lambda lib, F, a: a.repeat(2, 1, 2).sum(0)[:, 1:4] + a.roll(1, 1) + a.flip(1)
      + a.roll(-1), [r(2, 3)], {}),
     ("triu_t", lambda lib, F, a: lib.triu(a, 1) + a.t().tril(), [r(3, 3)], {}),
+    ("setitem_inplace_in_graph", written_in_graph, [r(2, 3), r(2)], {}),
     ("mse_l1_nll_losses", lambda lib, F, a, b: F.mse_loss(a, b) + F.l1_loss(a, b, reduction="sum")
      + F.nll_loss(a.log_softmax(1), lib.tensor([0, 2])), [r(2, 3), r(2, 3, lo=0.1)], {}),
 ]

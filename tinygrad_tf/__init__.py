@@ -2,7 +2,7 @@
 from . import backend, cuda, kernels, return_types
 from .backend import bool_ as bool, float16, float32, float64, int32, int64  # noqa: A001
 from .backend import Generator, manual_seed
-from .creation import (arange, cat, empty, empty_like, eye, full, full_like, linspace, multinomial, ones,
+from .creation import (arange, cat, empty, empty_like, eye, from_numpy, full, full_like, linspace, multinomial, ones,
                        ones_like, rand, rand_like, randint, randn, randn_like, randperm, stack, tensor, tril, triu,
                        where, zeros, zeros_like)
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -11,7 +11,7 @@ from .tensor_functions import *  # noqa: F401,F403  (torch.exp(x), torch.sum(x, 
 from .gradcheck import GradcheckError, gradcheck
 from .graphcheck import GraphReport, gradcheck_graph
 from .serialize import load, save
-from .tensor import Tensor
+from .tensor import Size, Tensor
 from . import nn, optim, utils, viz  # noqa: E402  (they build on Tensor)
 
 long, int = int64, int32  # noqa: A001  (torch's other names for the dtypes)

@@ -47,6 +47,15 @@ def full(shape, fill_value, dtype=None, device="cpu", requires_grad=False):
                  requires_grad, default)
 
 
+def from_numpy(array):
+    """A tensor that shares the array's memory and keeps its dtype (torch.from_numpy)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype not in backend.DTYPES.values():
+        raise TypeError(f"from_numpy: dtype {array.dtype} is not supported; expected one of {sorted(backend.DTYPES)}")
+    return Tensor._wrap(array)
+
+
 def zeros_like(t, dtype=None, requires_grad=False):
     return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
 

@@ -326,15 +326,17 @@ def _reason(e):
     return str(e)
 
 
-def load(path, device="cpu"):
+def load(path, device="cpu", *, map_location=None, weights_only=True):
     """Read a file written by `save`. Tensors come back as leaves on `device` that do not
     require grad; numpy arrays stay numpy arrays; tuples, int dict keys and dtypes round-trip.
+    torch's spellings work too: map_location= is device=, and weights_only is always true here
+    (no pickle: a checkpoint can only hold data), so either value is accepted.
 
     Raises FileNotFoundError for a missing file and CheckpointError for anything that is not
     an intact checkpoint of a version this code knows, without blocking or allocating much
     more than the file's size, whatever the file holds.
     """
-    device = backend.parse_device(device)
+    device = backend.parse_device(device if map_location is None else map_location)
     path = os.fspath(path)
     loaded = {}
     f, file_size = _open_regular(path)

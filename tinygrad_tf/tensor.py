@@ -6,6 +6,7 @@ a textbook op (ops/) or the fused twin that dispatch.py picks for it.
 """
 import contextlib
 import contextvars
+import functools
 import math
 import weakref
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from . import autograd, backend, bounds, dispatch, return_types
 from .backend import array_module, device_of, parse_device, parse_dtype
-from .grad_mode import is_grad_enabled, no_grad
+from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .ops import cumsum, elementwise as E, gather, matmul as M, minmax, movement as V, reduce as R, \
     softmax as S, unary as U
 from .ops.reduce import normalize_dims
@@ -110,6 +111,16 @@ class RemovableHandle:
             self.hooks.remove(self.hook)
 
 
+def _keepdims_alias(method):
+    """Accept NumPy's keepdims= for torch's keepdim= (torch takes both)."""
+    @functools.wraps(method)
+    def reduction(self, *args, keepdims=None, **kwargs):
+        if keepdims is not None:
+            kwargs["keepdim"] = keepdims
+        return method(self, *args, **kwargs)
+    return reduction
+
+
 class Tensor:
     # _version: a one-item list counting in-place writes, shared by a tensor and its views, so that a
     # backward can tell that a value it saved was overwritten since (autograd.py raises then).
@@ -158,7 +169,7 @@ class Tensor:
                                  f"expected the tensor's: shape {self.shape}, dtype {self.dtype} on {self.device}")
         self._grad = value
 
-    shape = property(lambda self: self.data.shape)
+    shape = property(lambda self: Size(self.data.shape))
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
     device = property(lambda self: device_of(self.data))
@@ -168,6 +179,8 @@ class Tensor:
 
     def numel(self):
         return int(self.data.size)
+
+    nelement = numel
 
     def dim(self):
         return self.ndim
@@ -247,16 +260,18 @@ class Tensor:
     # An in-place op writes into .data and counts the write in _version. In the graph it is
     # refused: a tensor that requires grad is written only under no_grad (the optimizer's way).
     def _write(self, what, value, index=Ellipsis):
-        """Write value (array, number or tensor) into self.data[index], as in-place op `what`."""
-        if self._requires_grad and is_grad_enabled():
-            if self._ctx is None:
+        """Write value (array, number or tensor) into self.data[index], as in-place op `what`.
+
+        With grad on, a write into a tensor of the graph (or of a value that requires grad) is
+        recorded as a SetItem node, which this tensor then carries as its grad_fn, as in torch."""
+        if is_grad_enabled() and (self._requires_grad or (isinstance(value, Tensor) and value._requires_grad)):
+            if self._requires_grad and self._ctx is None:
                 raise RuntimeError(f"{what} writes in place into a leaf tensor that requires grad; do it under "
                                    f"tg.no_grad() (as an optimizer does)")
-            raise RuntimeError(f"{what}: in-place operations on a tensor that is part of a graph are not "
-                               f"supported; compute a new tensor (x = x + y) or do it under tg.no_grad()")
-        if isinstance(value, Tensor):
-            value = value.data
-        self.data[index] = backend.to_device(value, self.device) if hasattr(value, "dtype") else value
+            self._ctx, self._requires_grad = apply(V.SetItem, self, value, index)._ctx, True
+        else:
+            value = value.data if isinstance(value, Tensor) else value
+            self.data[index] = backend.to_device(value, self.device) if hasattr(value, "dtype") else value
         self._version[0] += 1
         return self
 
@@ -269,13 +284,34 @@ class Tensor:
 
     def _inplace(self, what, op, other):
         """self = op(self, other), computed as the out-of-place op (torch's type promotion), then
-        written back: the result must fit self's shape and cast to its dtype as torch allows."""
-        with no_grad():
-            result = op(self, other)
+        written back: the result must fit self's shape and cast to its dtype as torch allows. In
+        the graph, op reads a clone of self, whose value the write leaves as it was."""
+        in_graph = is_grad_enabled() and (self._requires_grad or (isinstance(other, Tensor) and other._requires_grad))
+        with set_grad_enabled_to(in_graph):
+            result = op(self.clone() if in_graph else self, other)
         _check_broadcasts_to(result.shape, self.shape, f"{what}: the result")
         if backend._category(result.dtype) > backend._category(self.dtype):
             raise RuntimeError(f"{what}: result type {result.dtype} can't be cast to the tensor's dtype {self.dtype}")
-        return self._write(what, result.data)
+        return self._write(what, result)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        """NumPy meets a tensor: `p.data += -lr * p.grad` (p.data is the raw array, the ufunc writes
+        into it) computes on the raw arrays; `array + tensor` is the tensor op, as in torch."""
+        if out is not None:
+            raw_out = tuple(o.data if isinstance(o, Tensor) else o for o in out)
+            return getattr(ufunc, method)(*(x.data if isinstance(x, Tensor) else x for x in inputs), out=raw_out,
+                                          **kwargs)
+        binary = {np.add: "__add__", np.subtract: "__sub__", np.multiply: "__mul__", np.true_divide: "__truediv__",
+                  np.power: "__pow__", np.matmul: "__matmul__"}
+        if method != "__call__" or ufunc not in binary or len(inputs) != 2 or kwargs:
+            return NotImplemented
+        a, b = (x if isinstance(x, Tensor) else Tensor(x, device=self.device) for x in inputs)
+        return getattr(a, binary[ufunc])(b)
+
+    def __iadd__(self, other): return self.add_(other)
+    def __isub__(self, other): return self.sub_(other)
+    def __imul__(self, other): return self.mul_(other)
+    def __itruediv__(self, other): return self.div_(other)
 
     def add_(self, other, alpha=1):
         return self._inplace("add_", lambda a, b: a + b * alpha if alpha != 1 else a + b, other)
@@ -411,7 +447,11 @@ class Tensor:
         return self.to(other.dtype)
 
     def contiguous(self):
-        return self
+        """This tensor if its memory is in row-major order, else a copy that is (then .view works)."""
+        return self if self.data.flags.c_contiguous else self.clone()
+
+    def is_contiguous(self):
+        return bool(self.data.flags.c_contiguous)
 
     # --- arithmetic -----------------------------------------------------------------
     def _operand(self, other):
@@ -434,6 +474,13 @@ class Tensor:
         if isinstance(other, (float, np.floating)):  # as a Python float: a NumPy float64 would promote
             return float(other)
         return Tensor(other, device=self.device)
+
+    def _promoted(self, other):
+        """The raw operands of self (op) other, cast to torch's result dtype."""
+        other = self._operand(other)
+        dtype = backend.result_type(self.data, other.data if isinstance(other, Tensor) else other)
+        return (self.data.astype(dtype, copy=False),
+                other.data.astype(dtype, copy=False) if isinstance(other, Tensor) else other)
 
     def _binary(self, op, other, reverse=False, true_division=False):
         """op(self, other) (or op(other, self)), the operands first cast to torch's result dtype."""
@@ -466,6 +513,60 @@ class Tensor:
     def _compare(self, o, op):
         o = self._operand(o)
         return Tensor._wrap(op(self.data, o.data if isinstance(o, Tensor) else o))
+
+    # Logical and integer arithmetic: no gradients (torch has none for these either).
+    def _bitwise(self, o, name, reverse=False):
+        o = self._operand(o)
+        operands = (o, self) if reverse else (self, o)
+        if any(backend._category(x.dtype if isinstance(x, Tensor) else np.result_type(x)) == 2 for x in operands):
+            raise TypeError(f"{name} is for bool and integer tensors, got dtypes "
+                            f"{[str(x.dtype) if isinstance(x, Tensor) else type(x).__name__ for x in operands]}")
+        a, b = (x.data if isinstance(x, Tensor) else x for x in operands)
+        return Tensor._wrap(getattr(array_module(self.data), name)(a, b))
+
+    def __and__(self, o): return self._bitwise(o, "bitwise_and")
+    def __rand__(self, o): return self._bitwise(o, "bitwise_and", reverse=True)
+    def __or__(self, o): return self._bitwise(o, "bitwise_or")
+    def __ror__(self, o): return self._bitwise(o, "bitwise_or", reverse=True)
+    def __xor__(self, o): return self._bitwise(o, "bitwise_xor")
+    def __rxor__(self, o): return self._bitwise(o, "bitwise_xor", reverse=True)
+
+    def __invert__(self):
+        if self.dtype.kind == "f":
+            raise TypeError(f"~ is for bool and integer tensors, got dtype {self.dtype}")
+        return Tensor._wrap(~self.data)
+
+    def logical_not(self): return Tensor._wrap(array_module(self.data).logical_not(self.data))
+    def logical_and(self, o): return self.bool() & self._operand(o).bool()
+    def logical_or(self, o): return self.bool() | self._operand(o).bool()
+
+    def equal(self, other):
+        """True when other has this shape and the same values (torch.equal)."""
+        return self.shape == other.shape and bool((self == other).all())
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        a, b = self._promoted(other)
+        return Tensor._wrap(array_module(self.data).isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return bool(self.isclose(other, rtol, atol, equal_nan).all())
+
+    def __floordiv__(self, o):
+        """Division rounded down (torch's //); not differentiable, like torch's floor_divide."""
+        with no_grad():
+            a, b = self._promoted(o)
+            return Tensor._wrap(array_module(self.data).floor_divide(a, b))
+
+    def __rfloordiv__(self, o):
+        return self._operand(o).__floordiv__(self) if isinstance(o, Tensor) else \
+            Tensor(o, dtype=backend.result_type(self.data, o), device=self.device) // self
+
+    def __mod__(self, o):
+        """The remainder with the divisor's sign (torch's %): self - (self // o) * o."""
+        return self - (self // o) * o
+
+    def __rmod__(self, o):
+        return Tensor(o, dtype=backend.result_type(self.data, o), device=self.device) % self
 
     def __eq__(self, o): return self._compare(o, lambda a, b: a == b)
     def __ne__(self, o): return self._compare(o, lambda a, b: a != b)
@@ -534,15 +635,19 @@ class Tensor:
         return where(condition, self, other)
 
     # --- reductions -----------------------------------------------------------------
+    @_keepdims_alias
     def sum(self, dim=None, keepdim=False):
         return apply(R.Sum, self, _reduced_dims(dim, self.ndim), keepdim)
 
+    @_keepdims_alias
     def mean(self, dim=None, keepdim=False):
         return apply(R.Mean, self, _reduced_dims(dim, self.ndim), keepdim)
 
+    @_keepdims_alias
     def var(self, dim=None, keepdim=False, unbiased=True):
         return apply(R.Var, self, _reduced_dims(dim, self.ndim), keepdim, unbiased)
 
+    @_keepdims_alias
     def max(self, dim=None, keepdim=False):
         """max() -> Tensor; max(dim) -> (values, indices); max(other) -> torch.maximum, as in PyTorch."""
         if isinstance(dim, Tensor):
@@ -555,6 +660,7 @@ class Tensor:
         values = apply(R.Max, self, (ax,), keepdim, index)
         return return_types.max(values, Tensor._wrap(array_module(index).expand_dims(index, ax) if keepdim else index))
 
+    @_keepdims_alias
     def min(self, dim=None, keepdim=False):
         if isinstance(dim, Tensor):
             return self.minimum(dim)
@@ -562,31 +668,38 @@ class Tensor:
         out = (-self).max(dim, keepdim)
         return -out if dim is None else return_types.min(-out.values, out.indices)
 
+    @_keepdims_alias
     def amax(self, dim=None, keepdim=False):
         """The maximum over dims (several at once); ties share the gradient evenly, as torch."""
         return apply(R.Max, self, _reduced_dims(dim, self.ndim), keepdim)
 
+    @_keepdims_alias
     def amin(self, dim=None, keepdim=False):
         return -(-self).amax(dim, keepdim)
 
+    @_keepdims_alias
     def prod(self, dim=None, keepdim=False):
         """The product of all elements, or along one dim."""
         if dim is None:
             return apply(R.Prod, self.reshape(-1), 0, False)
         return apply(R.Prod, self, _one_dim(dim, self.ndim, "prod"), keepdim)
 
+    @_keepdims_alias
     def logsumexp(self, dim, keepdim=False):
         return apply(R.LogSumExp, self, _reduced_dims(dim, self.ndim), keepdim)
 
+    @_keepdims_alias
     def std(self, dim=None, keepdim=False, unbiased=True):
         return self.var(dim, keepdim, unbiased).sqrt()
 
     def cumsum(self, dim):
         return apply(cumsum.Cumsum, self, normalize_dims(dim, self.ndim)[0])
 
+    @_keepdims_alias
     def all(self, dim=None, keepdim=False):
         return Tensor._wrap(self.data.astype(bool).all(axis=normalize_dims(dim, self.ndim), keepdims=keepdim))
 
+    @_keepdims_alias
     def any(self, dim=None, keepdim=False):
         return Tensor._wrap(self.data.astype(bool).any(axis=normalize_dims(dim, self.ndim), keepdims=keepdim))
 
@@ -677,6 +790,7 @@ class Tensor:
     def triu(self, diagonal=0):
         return _triangle(self, diagonal, lower=False)
 
+    @_keepdims_alias
     def argmax(self, dim=None, keepdim=False):
         R.check_nonempty("argmax", self.shape, None if dim is None else normalize_dims(dim, self.ndim))
         if dim is None:
@@ -685,6 +799,7 @@ class Tensor:
         index = self.data.argmax(axis=ax)
         return Tensor._wrap(array_module(index).expand_dims(index, ax) if keepdim else index)
 
+    @_keepdims_alias
     def argmin(self, dim=None, keepdim=False):
         return (-self.detach()).argmax(dim, keepdim)
 
@@ -806,6 +921,18 @@ class Tensor:
 
     def log_softmax(self, dim):
         return apply(S.LogSoftmax, self, _one_dim(dim, self.ndim, "log_softmax"))
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple of ints, with numel() (torch.Size); it prints as a tuple."""
+
+    def numel(self):
+        return math.prod(self)
+
+
+def set_grad_enabled_to(mode):
+    """enable_grad() or no_grad(), as a context manager."""
+    return enable_grad() if mode else no_grad()
 
 
 def _reduced_dims(dim, ndim):

@@ -14,12 +14,12 @@ def _method(name):
     return function
 
 
-NAMES = ("abs", "acos", "all", "amax", "amin", "any", "argmax", "argmin", "argsort", "asin", "atan", "ceil",
-         "chunk", "clamp", "clone", "cos", "cosh", "cumsum", "erf", "exp", "exp2", "expm1", "flatten", "flip",
-         "floor", "gather", "gelu", "index_select", "log", "log10", "log1p", "log2", "log_softmax", "logsumexp",
-         "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "neg", "numel", "permute", "pow",
-         "prod", "reciprocal", "relu", "repeat", "reshape", "roll", "round", "rsqrt", "sigmoid", "sign", "sin",
-         "sinh", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sum", "t", "tan", "tanh", "topk",
-         "transpose", "trunc", "unsqueeze", "var")
+NAMES = ("abs", "acos", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort", "asin", "atan",
+         "ceil", "chunk", "clamp", "clone", "cos", "cosh", "cumsum", "equal", "erf", "exp", "exp2", "expm1",
+         "flatten", "flip", "floor", "gather", "gelu", "index_select", "isclose", "log", "log10", "log1p", "log2",
+         "log_softmax", "logsumexp", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "neg",
+         "numel", "permute", "pow", "prod", "reciprocal", "relu", "repeat", "reshape", "roll", "round", "rsqrt",
+         "sigmoid", "sign", "sin", "sinh", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sum",
+         "t", "tan", "tanh", "topk", "transpose", "trunc", "unsqueeze", "var")
 globals().update({name: _method(name) for name in NAMES})
 __all__ = list(NAMES)

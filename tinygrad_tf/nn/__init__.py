@@ -2,8 +2,9 @@
 from . import functional, init, utils
 from .layers import (GELU, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear, ModuleDict, ModuleList, ReLU,
                      Sequential, Sigmoid, SiLU, Softmax, Tanh)
+from .loss import CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, Parameter
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "Softmax", "Tanh",
-           "Sigmoid", "SiLU", "Identity", "Flatten", "Sequential", "ModuleList", "ModuleDict", "functional", "init",
+           "Sigmoid", "SiLU", "Identity", "Flatten", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "Sequential", "ModuleList", "ModuleDict", "functional", "init",
            "utils"]

@@ -82,6 +82,22 @@ class Cat(Function):
         return tuple(array_module(g).split(g, self.bounds, axis=self.dim))
 
 
+class SetItem(Function):
+    """a[index] = value, written into a itself: an in-place write recorded in the graph. Where the
+    write landed, the old values of a no longer matter (their gradient is 0) and value's count."""
+    reads = ()
+
+    def forward(self, a, value, index):
+        a[index] = value
+        self.index = index
+        return a
+
+    def backward(self, g):
+        ga = g.copy()
+        ga[self.index] = 0
+        return ga, g[self.index], None
+
+
 class Clone(Function):
     """A copy in new memory; the gradient passes through unchanged."""
     reads = ()
