@@ -479,3 +479,14 @@ def test_batched_gemm_tf32_is_close_but_rounded(monkeypatch, layout):
     assert cupy.array_equal(gemm.matmul(a, b), exact)  # the handle's math mode was restored
 
 
+
+
+def test_gemm_takes_single_row_and_column_views_with_any_stride():
+    """k.transpose(-2, -1) of a (B, 1, d) k is a (B, d, 1) view whose last stride is not 1: its one
+    column is still read in place (the lecture GPT's first generated token)."""
+    q = cupy.asarray(rnd(2, 1, 8))
+    k = cupy.asarray(rnd(2, 1, 8, seed=1))
+    close(gemm.matmul(q, k.transpose(0, 2, 1)), q @ k.transpose(0, 2, 1), 1e-12)
+    x = tg.tensor(rnd(2, 1, 8), device="cuda", requires_grad=True)
+    (x @ x.transpose(-2, -1)).sum().backward()
+    close(x.grad.data, 2 * x.data, 1e-12)

@@ -157,3 +157,18 @@ def test_type_promotion_and_dtype_errors_as_torch():
     assert not x.long().requires_grad and not x.int().requires_grad  # integer casts cut the graph
     with pytest.raises(RuntimeError, match="use .reshape"):
         tg.ones(3, 4).t().view(12)
+
+
+def test_a_product_reads_an_input_only_for_the_other_inputs_gradient():
+    """x * 10 needs x's value only for 10's gradient: writing into x afterwards is fine, as in torch."""
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = w * 1
+    scaled = h[0:1] * 10  # a view of h, read by nobody's backward
+    h[1] = 0.0
+    (scaled.sum() + h.sum()).backward()
+    assert w.grad.tolist() == [11.0, 0.0]
+    other = tg.tensor([3.0], requires_grad=True)
+    product = h[0:1] * other  # here other's gradient reads the view
+    h[0] = 5.0
+    with pytest.raises(RuntimeError, match=INPLACE_ERROR):
+        product.sum().backward()

@@ -21,6 +21,12 @@ class Function:
     retained = None
     released = False
 
+    @classmethod
+    def reads_for(cls, needs_grad):
+        """`reads` for a call whose inputs need these gradients (an op whose backward reads an input
+        only for another input's gradient says so here)."""
+        return cls.reads
+
     def forward(self, *args, **kwargs):
         raise NotImplementedError
 

@@ -77,8 +77,9 @@ def apply(op, *args, **kwargs):
         return out
     fn.parents = tuple(a._grad_node() if isinstance(a, Tensor) else None for a in args)
     fn.input_shapes = tuple(a.shape if isinstance(a, Tensor) else None for a in args)
+    reads = op.reads_for(needs)
     fn.saved_versions = tuple((a._version, a._version[0]) for i, a in enumerate(args)
-                              if isinstance(a, Tensor) and (op.reads is None or i in op.reads))
+                              if isinstance(a, Tensor) and (reads is None or i in reads))
     if op.reads_output:
         fn.saved_versions += ((out._version, out._version[0]),)
     if observer is not None:

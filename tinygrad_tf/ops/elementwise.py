@@ -29,6 +29,10 @@ class Sub(Function):
 class Mul(Function):
     reads = (0, 1)
 
+    @classmethod
+    def reads_for(cls, needs_grad):
+        return tuple(i for i, other in ((0, 1), (1, 0)) if needs_grad[other])  # each gradient reads the other input
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b

@@ -7,6 +7,10 @@ class Linear(Function):
     """y = x @ weight.T + bias (bias may be None); activation="relu" gives max(y, 0)."""
     reads = (0, 1)
 
+    @classmethod
+    def reads_for(cls, needs_grad):
+        return tuple(i for i, other in ((0, 1), (1, 0)) if needs_grad[other])  # gx reads weight, gw reads x
+
     def forward(self, x, weight, bias, activation):
         self.x, self.weight = x, weight
         y = x @ weight.T

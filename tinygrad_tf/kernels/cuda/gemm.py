@@ -43,6 +43,7 @@ extern "C" __global__ void gemm_pointers(const long long* OFF_A, const long long
 
 def _compute_layout(shape, strides, item):
     rows, cols = shape[-2], shape[-1]
+    strides = strides[:-1] + (item if cols == 1 else strides[-1],)  # a single column's stride is never used
     if strides[-1] != item or any(st % item for st in strides[:-1]) or (rows > 1 and strides[-2] < cols * item):
         return None  # rows must have a unit stride and must not overlap
     index = np.indices(shape[:-2]).reshape(len(shape) - 2, math.prod(shape[:-2]))  # 2-D: one matrix
