@@ -1,4 +1,4 @@
-"""Loss functions as modules (torch.nn's CrossEntropyLoss, MSELoss, L1Loss, NLLLoss): each holds
+"""Loss functions as modules (torch.nn's CrossEntropyLoss, NLLLoss, MSELoss, L1Loss): each holds
 its options and calls its nn.functional form."""
 from . import functional as F
 from .module import Module
@@ -13,28 +13,25 @@ class CrossEntropyLoss(Module):
         return F.cross_entropy(input, target, self.ignore_index, self.reduction, self.label_smoothing)
 
 
-class NLLLoss(Module):
+class _Loss(Module):
+    """A loss whose one option is torch's reduction= ("mean", "sum" or "none")."""
+    function = None  # the nn.functional form
+
     def __init__(self, reduction="mean"):
         super().__init__()
         self.reduction = reduction
 
     def forward(self, input, target):
-        return F.nll_loss(input, target, self.reduction)
+        return type(self).function(input, target, reduction=self.reduction)
 
 
-class MSELoss(Module):
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
-
-    def forward(self, input, target):
-        return F.mse_loss(input, target, self.reduction)
+class NLLLoss(_Loss):
+    function = staticmethod(F.nll_loss)
 
 
-class L1Loss(Module):
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
+class MSELoss(_Loss):
+    function = staticmethod(F.mse_loss)
 
-    def forward(self, input, target):
-        return F.l1_loss(input, target, self.reduction)
+
+class L1Loss(_Loss):
+    function = staticmethod(F.l1_loss)
