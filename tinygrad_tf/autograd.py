@@ -52,6 +52,7 @@ def backward(tensor, grad, retain_graph=False):
     root = tensor._ctx
     if root is None:
         tensor._accumulate(tensor._run_hooks(grad))
+        tensor._run_post_hooks()
         return
     grads = {root: grad}
     leaves = {}
@@ -89,3 +90,5 @@ def backward(tensor, grad, retain_graph=False):
         hooked = leaf._run_hooks(g)
         leaf._accumulate(hooked, owned=hooked is g and g.base is None and id(g) not in handed)
         handed.add(id(g))
+    for leaf in leaves:  # after every leaf's .grad is complete (DistributedDataParallel averages them)
+        leaf._run_post_hooks()

@@ -125,13 +125,14 @@ def _keepdims_alias(method):
 class Tensor:
     # _version: a one-item list counting in-place writes, shared by a tensor and its views, so that a
     # backward can tell that a value it saved was overwritten since (autograd.py raises then).
-    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "_hooks", "_version", "__weakref__")
+    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "_hooks", "_version", "_post_hooks", "__weakref__")
     __hash__ = object.__hash__  # identity, although == is elementwise
     is_leaf_node = True  # as a parent in the graph, a tensor is where gradients stop
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         self.data = as_array(data, dtype, device)
         self._grad, self._ctx, self._hooks, self._requires_grad, self._version = None, None, [], False, [0]
+        self._post_hooks = ()
         self.requires_grad = requires_grad
 
     @classmethod
@@ -139,6 +140,7 @@ class Tensor:
         """Fast path for ops: no conversion, no checks."""
         t = cls.__new__(cls)
         t.data, t._grad, t._ctx, t._hooks, t._requires_grad, t._version = data, None, ctx, [], ctx is not None, [0]
+        t._post_hooks = ()
         return t
 
     # --- properties -----------------------------------------------------------------
@@ -351,6 +353,20 @@ class Tensor:
         """Keep .grad on a non-leaf tensor too (leaves always keep it)."""
         if self._ctx is not None:
             self._ctx.retained = weakref.ref(self)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor), called after a backward has added into this leaf's .grad (torch's name):
+        how DistributedDataParallel learns that a gradient is complete."""
+        if self._ctx is not None or not self.requires_grad:
+            raise RuntimeError("post-accumulate-grad hooks are for leaf tensors that require grad")
+        if not self._post_hooks:
+            self._post_hooks = []  # () until the first one: most tensors never get one
+        self._post_hooks.append(hook)
+        return RemovableHandle(self._post_hooks, hook)
+
+    def _run_post_hooks(self):
+        for hook in self._post_hooks:
+            hook(self)
 
     def register_hook(self, hook):
         """hook(grad) -> None or a replacement gradient, called when grad is computed."""
