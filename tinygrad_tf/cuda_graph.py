@@ -102,6 +102,11 @@ class CUDAGraph:
         finally:
             settings.close()
 
+    def reset(self):
+        """Drop the captured work (torch's name). A graph that captured NCCL collectives holds their
+        communicator, so destroy_process_group resets such graphs before destroying it."""
+        self._graph = None
+
     def replay(self):
         """Run the captured work again, on the current stream."""
         if self._graph is None:

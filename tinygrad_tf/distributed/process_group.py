@@ -6,6 +6,7 @@ With world_size 1 no communicator is made and every collective leaves its tensor
 script written for several GPUs runs on one GPU or on the CPU too."""
 import os
 import socket
+import weakref
 
 import numpy as np
 
@@ -39,6 +40,7 @@ class ProcessGroup:
             raise ValueError(f"RANK={rank} is out of range for WORLD_SIZE={world_size}")
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
         self.device, self.comm, self.store = "cpu", None, None
+        self.graphs = weakref.WeakSet()  # CUDA graphs that captured a collective: reset before the communicator goes
         if world_size == 1:
             return
         self.nccl = nccl_module()
@@ -50,7 +52,7 @@ class ProcessGroup:
         self.store = TCPStore(master_addr, master_port, is_server=rank == 0, timeout=timeout)
         self.store.set(f"rank/{rank}", {"world_size": world_size, "host": socket.gethostname(), "pid": os.getpid()})
         uid = self._agree_on_an_id()
-        self.comm = self.nccl.NcclCommunicator(world_size, tuple(uid), rank)
+        self.comm = self.nccl.NcclCommunicator(world_size, bytes(uid), rank)
 
     def _agree_on_an_id(self):
         """Rank 0 checks that every rank joined with the same world size, then hands out NCCL's id."""
@@ -62,7 +64,7 @@ class ProcessGroup:
                                f"{joined['world_size']}, rank 0 has {self.world_size}")
                     self.store.set("nccl_id", {"error": message})
                     raise RuntimeError(message)
-            self.store.set("nccl_id", {"id": list(self.nccl.get_unique_id())})
+            self.store.set("nccl_id", {"id": list(bytes(self.nccl.get_unique_id()))})  # 128 bytes, as JSON ints
         answer = self.store.get("nccl_id")
         if "error" in answer:
             raise RuntimeError(f"the rendezvous failed: {answer['error']}")
@@ -79,6 +81,9 @@ class ProcessGroup:
             raise ValueError(f"{name} needs a contiguous tensor")
         nccl_type = getattr(self.nccl, NCCL_TYPES[array.dtype.name])
         stream = cupy.cuda.get_current_stream().ptr
+        capture = backend.state(self.device).capture
+        if capture is not None:
+            self.graphs.add(capture)
         getattr(self.comm, name)(*args[:-1], array.size, nccl_type, *args[-1:], stream)
 
     def all_reduce(self, array, op):
@@ -96,8 +101,12 @@ class ProcessGroup:
             cupy.cuda.get_current_stream().synchronize()
 
     def destroy(self):
-        """Free the communicator before exit: NCCL's own teardown at interpreter exit can hang."""
+        """Free the communicator before exit: NCCL's own teardown at interpreter exit can hang. A
+        CUDA graph that captured one of its collectives keeps the communicator busy (NCCL counts
+        such graphs), so ncclCommDestroy would wait forever: those graphs are reset first."""
         if self.comm is not None:
+            for graph in list(self.graphs):
+                graph.reset()
             cupy.cuda.Device(self.local_rank).synchronize()
             self.comm.destroy()
             self.comm = None

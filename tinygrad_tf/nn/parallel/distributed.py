@@ -57,7 +57,7 @@ class DistributedDataParallel(Module):
         if not params:
             raise ValueError("DistributedDataParallel: the module has no parameter that requires grad")
         devices = {p.device for p in params}
-        if devices != {self._group.device}:
+        if len(devices) > 1 or (self._group.world_size > 1 and devices != {self._group.device}):
             raise RuntimeError(f"DistributedDataParallel: this rank's parameters must be on {self._group.device} "
                                f"(its GPU, LOCAL_RANK), got {sorted(devices)}")
         with no_grad():
