@@ -3,6 +3,7 @@
 
     python examples/shakespeare.py --preset cpu        # small model, ~10 minutes on a laptop CPU
     python examples/shakespeare.py --preset seed --device cuda   # the lecture's 10.8M-parameter model
+    python -m tinygrad_tf.distributed.run --nproc-per-node 2 examples/shakespeare.py --preset seed   # 2 GPUs
 
 Every evaluation appends a line to <out-dir>/log.jsonl and writes <out-dir>/ckpt.npz
 (atomically); --resume continues from it exactly. The model with the lowest val loss so
@@ -10,6 +11,11 @@ far is also kept, in best.npz; --sample-only writes text from it (no data file n
 Ctrl-C or SIGTERM saves a checkpoint before it stops (a second Ctrl-C stops at once). On a GPU
 each step replays a CUDA graph of the forward and backward, captured once at the start
 (--no-cuda-graph: run them eagerly).
+
+Under the launcher (or torchrun) each process trains on its own GPU, cuda:LOCAL_RANK, on its own
+rows of a global batch of batch_size x world_size sequences, and the gradients are averaged over
+the processes in each backward (DistributedDataParallel). Rank 0 alone shows the progress, writes
+the log and the checkpoints (the same files as a single-process run's) and samples at the end.
 """
 import argparse
 import contextlib
@@ -29,6 +35,7 @@ try:  # NumPy (and CuPy) take a moment to import: Ctrl-C meanwhile is one line t
     from tqdm import tqdm
 
     import tinygrad_tf as tg
+    import tinygrad_tf.distributed as dist
     from tinygrad_tf import optim
     from tinygrad_tf.data import BatchSampler, CharTokenizer, DataError, load_text, train_val_split
     from tinygrad_tf.models.gpt import GPT, GPTConfig
@@ -58,53 +65,54 @@ CHECKPOINT, BEST, LOG = "ckpt.npz", "best.npz", "log.jsonl"
 
 def main(argv=None):
     """Build or resume the run, then the lecture's loop: batch, forward, backward, step; evaluate and
-    checkpoint every eval_interval iterations."""
+    checkpoint every eval_interval iterations. Under the launcher every rank runs this loop on its own GPU."""
     args = parse_args(argv)
-    state, source = load_checkpoint(args)
-    tokenizer, splits = load_corpus(args, state)
-    if args.sample_only:
-        model = build_model(args, tokenizer, state, source)
-        print(f"from {source} (iteration {state['iter']})")
-        print(sample_text(model, tokenizer, args))
-        return
-    if args.device == "cpu":
-        tg.backend.keep_freed_memory()  # freed NumPy temporaries stay in the heap: CPU steps ~30% shorter
-    run = start_run(args, tokenizer, splits, build_model(args, tokenizer, state, source), state)
-    tg.manual_seed(args.seed)  # the captured dropout seeds: the same in a fresh and a resumed run
-    train_step = make_train_step(run.model, run.optimizer, args)
-    clock = TrainingClock(run.elapsed, args.batch_size * args.block_size)
-    bar = progress_bar(args, run.start)
-    with stop_signals_set_flag() as stop_requested:
-        for it in range(run.start, args.max_iters + 1):
-            due = it % args.eval_interval == 0 or it == args.max_iters
-            logged = due and it == run.start and run.evaluated  # resumed where it evaluated
-            if due and not logged:
-                if it == run.start:
-                    say(f"evaluating at iteration {it} ({args.eval_iters} batches of each split)...")
-                tokens_per_s = clock.pause()  # evaluating is not training
-                losses = evaluate(run.model, run.splits, args, stop_requested)  # None: cut short by Ctrl-C
-                if losses is not None:
-                    log_evaluation(run, it, losses, tokens_per_s, clock.elapsed)
-                    save_best(run, it, losses["val"])
-                    save_checkpoint(run, it, clock.elapsed, evaluated=True)
-                    logged = True
-                clock.resume()
-            if stop_requested:  # Ctrl-C or SIGTERM during the last step or this evaluation
-                stop_after_signal(run, it, logged, clock, bar, stop_requested[0])
-            if it == args.max_iters:
-                break
-            # Dropout draws from a generator reseeded from (seed, iteration): a resumed run
-            # makes exactly the same random choices as an uninterrupted one, on any device.
-            tg.manual_seed(args.seed * 1_000_003 + it)
-            set_learning_rate(run.optimizer, it, args)
-            loss = train_step(*run.sampler.sample())  # forward and backward
-            if args.grad_clip > 0:
-                tg.nn.utils.clip_grad_norm_(run.model.parameters(), args.grad_clip)
-            run.optimizer.step()
-            clock.step()
-            show_progress(bar, it, loss, clock)
-    bar.close()
-    finish(run)
+    with process_group():  # launched (WORLD_SIZE set): join the other ranks; leave at the end, also on errors
+        state, source = load_checkpoint(args)
+        tokenizer, splits = load_corpus(args, state)
+        if args.sample_only:
+            model = build_model(args, tokenizer, state, source)
+            print(f"from {source} (iteration {state['iter']})")
+            print(sample_text(model, tokenizer, args))
+            return
+        if args.device == "cpu":
+            tg.backend.keep_freed_memory()  # freed NumPy temporaries stay in the heap: CPU steps ~30% shorter
+        run = start_run(args, tokenizer, splits, build_model(args, tokenizer, state, source), state)
+        tg.manual_seed(args.seed)  # the captured dropout seeds: the same in a fresh and a resumed run
+        train_step = make_train_step(run.model, run.optimizer, args)
+        clock = TrainingClock(run.elapsed, args.batch_size * world_size() * args.block_size)  # every rank's tokens
+        bar = progress_bar(args, run.start)
+        with stop_signals_set_flag(args.device) as stop_requested:
+            for it in range(run.start, args.max_iters + 1):
+                due = it % args.eval_interval == 0 or it == args.max_iters
+                logged = due and it == run.start and run.evaluated  # resumed where it evaluated
+                if due and not logged:
+                    if it == run.start:
+                        say(f"evaluating at iteration {it} ({args.eval_iters} batches of each split)...")
+                    tokens_per_s = clock.pause()  # evaluating is not training
+                    losses = evaluate(run.model, run.splits, args, stop_requested)  # None: cut short by Ctrl-C
+                    if losses is not None:
+                        log_evaluation(run, it, losses, tokens_per_s, clock.elapsed)
+                        save_best(run, it, losses["val"])
+                        save_checkpoint(run, it, clock.elapsed, evaluated=True)
+                        logged = True
+                    clock.resume()
+                if stop_requested():  # Ctrl-C or SIGTERM during the last step or this evaluation (on any rank)
+                    stop_after_signal(run, it, logged, clock, bar, stop_requested.signum)
+                if it == args.max_iters:
+                    break
+                # Dropout draws from a generator reseeded from (seed, iteration, rank): a resumed run
+                # makes exactly the same random choices as an uninterrupted one, on any device.
+                tg.manual_seed((args.seed * 1_000_003 + it) * world_size() + rank())
+                set_learning_rate(run.optimizer, it, args)
+                loss = train_step(*run.sampler.sample())  # forward and backward (and the ranks' average)
+                if args.grad_clip > 0:
+                    tg.nn.utils.clip_grad_norm_(run.model.parameters(), args.grad_clip)
+                run.optimizer.step()
+                clock.step()
+                show_progress(bar, it, loss, clock)
+        bar.close()
+        finish(run)
 
 
 # --- the flags --------------------------------------------------------------------------------
@@ -118,8 +126,9 @@ def make_parser():
                         f"the presets are listed at the end)")
     p.add_argument("--data", help="path to tinyshakespeare.txt (default: $TINYGRAD_TF_DATA, else a "
                                   "checksummed download kept in ~/.cache/tinygrad_tf)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto: cuda when a GPU is usable "
-                                                    "(default: %(default)s)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto: cuda when a GPU is usable; "
+                                                    "under the launcher cuda is each process's own GPU, "
+                                                    "cuda:LOCAL_RANK (default: %(default)s)")
     p.add_argument("--dtype", choices=["float32", "float64"],
                    help=f"dtype of the weights and activations (default: {DEFAULTS['dtype']})")
     p.add_argument("--tf32", action="store_true", help="GPU: TF32 matrix products (faster, ~10 bits of mantissa)")
@@ -142,7 +151,9 @@ def make_parser():
     p.add_argument("--prompt", default="\n", help="text the sample starts from (default: a newline)")
     for name, text in [("n_layer", "transformer blocks"), ("n_head", "attention heads, a divisor of --n-embd"),
                        ("n_embd", "width of the embeddings"), ("block_size", "context length, in characters"),
-                       ("batch_size", "sequences per training step"), ("dropout", "dropout probability, in [0, 1)"),
+                       ("batch_size", "sequences per training step of each process: under the launcher the "
+                                      "global batch is batch_size x the number of processes"),
+                       ("dropout", "dropout probability, in [0, 1)"),
                        ("lr", "peak learning rate"), ("min_lr", "learning rate at the end of the cosine decay"),
                        ("warmup_iters", "steps of linear warm-up"), ("max_iters", "training steps in all"),
                        ("eval_interval", "evaluate and checkpoint every this many steps"),
@@ -187,6 +198,8 @@ def parse_args(argv=None):
         sys.exit("error: --prompt must not be empty: the sample continues it (default: a newline)")
     if args.device == "auto":
         args.device = "cuda" if tg.cuda.is_available() else "cpu"
+    if "WORLD_SIZE" in os.environ:  # started by the launcher or torchrun
+        args.device = device_of_this_rank(args)
     try:
         tg.backend.parse_device(args.device)
     except (ValueError, RuntimeError) as e:  # an unknown name, or cuda without CuPy or a GPU
@@ -232,6 +245,63 @@ def bad_value(args):
     if args.n_embd and args.n_head and args.n_embd % args.n_head:
         return f"n_embd (--n-embd {args.n_embd}) must be divisible by n_head (--n-head {args.n_head})"
     return None
+
+
+# --- several processes: the launcher's ranks -----------------------------------------------
+def device_of_this_rank(args):
+    """Under the launcher (WORLD_SIZE set) each process trains on its own GPU: --device cuda (or auto
+    on a GPU machine) becomes cuda:LOCAL_RANK. The CPU takes one process only (the tests launch one)."""
+    try:
+        world = int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
+    except ValueError:
+        sys.exit(f"error: $WORLD_SIZE ({os.environ['WORLD_SIZE']!r}) and $LOCAL_RANK must be integers")
+    if world > 1 and args.sample_only:
+        sys.exit("error: --sample-only writes one sample: run it without the launcher")
+    if world > 1 and args.device == "cpu":
+        sys.exit(f"error: --device cpu: the launcher's {world} processes train on one GPU each (NCCL); on the "
+                 f"CPU launch one (--nproc-per-node 1), or run the script alone")
+    if args.device == "cuda":
+        return f"cuda:{local_rank}"
+    if args.device.startswith("cuda:") and args.device != f"cuda:{local_rank}":
+        sys.exit(f"error: --device {args.device}: under the launcher each process trains on GPU LOCAL_RANK, "
+                 f"here cuda:{local_rank}; pass --device cuda")
+    return args.device
+
+
+@contextlib.contextmanager
+def process_group():
+    """Under the launcher or torchrun (WORLD_SIZE set): join the other ranks for the run (NCCL; one
+    process needs no NCCL, and runs on the CPU too) and leave at the end, also after an error or Ctrl-C.
+    Alone: nothing, as before there was a launcher."""
+    if "WORLD_SIZE" not in os.environ:
+        yield
+        return
+    try:
+        dist.init_process_group(backend="nccl")
+    except (RuntimeError, ValueError, OSError) as e:  # no NCCL or GPU, or a rank that never came
+        sys.exit(f"error: {' '.join(str(e).split())}")
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def rank():
+    """This process's rank: 0 alone or on the launcher's first process, the one that prints, logs and saves."""
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size():
+    """How many processes train together: 1 alone."""
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def data_parallel(model):
+    """Under the launcher: the model in DistributedDataParallel, which gives every rank rank 0's weights
+    now and averages the gradients over the ranks in each backward (inside it, so a CUDA graph of the
+    backward captures the all-reduce too; one process averages with no one). Alone: the model."""
+    return tg.nn.parallel.DistributedDataParallel(model) if dist.is_initialized() else model
 
 
 # --- building or resuming the run ---------------------------------------------------------
@@ -280,6 +350,11 @@ def load_checkpoint(args):
             sys.exit(f"error: {path}: {problem}")
         if args.resume and args.max_iters < state["iter"]:
             sys.exit(f"error: --max-iters {args.max_iters} is below the iteration {state['iter']} of {path}")
+        if args.resume and saved.get("world_size", 1) != world_size():  # its global batch, its batches
+            sys.exit(f"error: {path} was trained by {saved['world_size']} process(es) and this run has "
+                     f"{world_size()}; resume it with the same number (python -m tinygrad_tf.distributed.run "
+                     f"--nproc-per-node {saved['world_size']} ... when it is above 1), or train afresh in another "
+                     f"--out-dir")
     return state, path
 
 
@@ -334,13 +409,40 @@ def build_model(args, tokenizer, state, source):
     config = GPTConfig(vocab_size=tokenizer.vocab_size, **{key: getattr(args, key) for key in MODEL_FLAGS})
     tg.manual_seed(args.seed)
     model = GPT(config).to(args.device, getattr(tg, args.dtype))
-    print(f"GPT: {sum(p.numel() for p in model.parameters()):,} parameters, {config.n_layer} layers, "
-          f"{config.n_head} heads, n_embd {config.n_embd}, block {config.block_size}; "
-          f"device {args.device}, {args.dtype}; vocab {tokenizer.vocab_size}")
+    n = world_size()
+    ranks = f"; {n} process{'es' if n > 1 else ''}: global batch {n} x {args.batch_size} = {n * args.batch_size}" \
+        if dist.is_initialized() and not args.sample_only else ""
+    if rank() == 0:
+        print(f"GPT: {sum(p.numel() for p in model.parameters()):,} parameters, {config.n_layer} layers, "
+              f"{config.n_head} heads, n_embd {config.n_embd}, block {config.block_size}; "
+              f"device {args.device}, {args.dtype}; vocab {tokenizer.vocab_size}{ranks}")
     if state is not None:
         with checkpoint_errors(source):
             model.load_state_dict(state["model"])
     return model
+
+
+class RankBatches:
+    """This process's rows of each global batch. One BatchSampler, seeded by --seed, draws
+    batch_size x world_size sequences, the same ones on every rank, and rank r trains on rows
+    r * batch_size to (r + 1) * batch_size: the ranks see different sequences, yet every rank's
+    sampler is in the same state, so the checkpoint keeps it once (as a single-process run's) and a
+    resumed run gives each rank exactly its next rows. N ranks train on exactly the batches of one
+    process with --batch-size N x batch_size. With one process it is that BatchSampler."""
+
+    def __init__(self, data, batch_size, block_size, seed, this_rank=0, world=1):
+        self.sampler = BatchSampler(data, batch_size * world, block_size, seed=seed)
+        self.rows = slice(this_rank * batch_size, (this_rank + 1) * batch_size)
+
+    def sample(self):
+        x, y = self.sampler.sample()
+        return x[self.rows], y[self.rows]
+
+    def state_dict(self):
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state):
+        self.sampler.load_state_dict(state)
 
 
 @dataclass
@@ -348,9 +450,9 @@ class Run:
     """A training run and where it stands: what a checkpoint keeps, so that a resumed run continues exactly."""
     args: argparse.Namespace
     tokenizer: CharTokenizer
-    model: GPT
+    model: GPT  # under the launcher DistributedDataParallel(GPT): what trains
     optimizer: optim.AdamW
-    sampler: BatchSampler  # the training batches
+    sampler: RankBatches  # the training batches (this rank's rows)
     splits: dict  # "train" and "val" tokens, for evaluate
     out_dir: Path
     start: int = 0  # the first iteration of this session
@@ -358,24 +460,32 @@ class Run:
     best_val: float = float("inf")
     evaluated: bool = False  # iteration `start` was evaluated and logged before the checkpoint
 
+    @property
+    def raw_model(self):
+        """The GPT itself, also under DistributedDataParallel: checkpoints and samples take it, so that
+        a checkpoint has the same names as a single-process run's (no "module." prefix)."""
+        return self.model.module if isinstance(self.model, tg.nn.parallel.DistributedDataParallel) else self.model
+
 
 def start_run(args, tokenizer, splits, model, state):
     """The optimizer and batches for `model`, restored from `state` when resuming; a fresh run
-    starts a fresh log."""
+    starts a fresh log. Under the launcher the model trains wrapped in DistributedDataParallel."""
     optimizer = optim.AdamW(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2),
                             weight_decay=args.weight_decay)
-    sampler = BatchSampler(splits["train"], args.batch_size, args.block_size, seed=args.seed)
-    run = Run(args, tokenizer, model, optimizer, sampler, splits, Path(args.out_dir))
+    sampler = RankBatches(splits["train"], args.batch_size, args.block_size, args.seed, rank(), world_size())
+    run = Run(args, tokenizer, data_parallel(model), optimizer, sampler, splits, Path(args.out_dir))
     if state is None:
-        run.out_dir.mkdir(parents=True, exist_ok=True)
-        (run.out_dir / LOG).unlink(missing_ok=True)
+        if rank() == 0:
+            run.out_dir.mkdir(parents=True, exist_ok=True)
+            (run.out_dir / LOG).unlink(missing_ok=True)
     else:
         with checkpoint_errors(run.out_dir / CHECKPOINT):
             optimizer.load_state_dict(state["optimizer"])
             sampler.load_state_dict(state["sampler"])
             run.start, run.elapsed = int(state["iter"]), float(state["elapsed_s"])
             run.best_val, run.evaluated = float(state["best_val_loss"]), bool(state["evaluated"])
-        print(f"resumed from {run.out_dir / CHECKPOINT} at iteration {run.start}")
+        if rank() == 0:
+            print(f"resumed from {run.out_dir / CHECKPOINT} at iteration {run.start}")
     return run
 
 
@@ -424,30 +534,43 @@ def set_learning_rate(optimizer, it, args):
 
 
 # --- evaluation and checkpoints -------------------------------------------------------------
-def evaluate(model, splits, args, stop_requested=()):
-    """Mean loss over eval_iters batches per split; the same batches every time. None when a stop is
-    requested meanwhile (Ctrl-C or SIGTERM appends to stop_requested): the rest would only delay it."""
+def evaluate(model, splits, args, stop_requested=None):
+    """Mean loss over eval_iters batches per split; the same batches every time. Under the launcher each
+    rank takes its own rows of them and the ranks' means are averaged. None when a stop is requested
+    meanwhile (stop_requested(): Ctrl-C or SIGTERM): the rest would only delay it."""
     model.eval()
     losses = {}
     try:
         with tg.no_grad():
             for name, data in splits.items():
-                sampler = BatchSampler(data, args.batch_size, args.block_size, seed=args.seed + 1)
+                sampler = RankBatches(data, args.batch_size, args.block_size, args.seed + 1, rank(), world_size())
                 total = 0.0
                 for _ in range(args.eval_iters):
-                    if stop_requested:
+                    if stop_requested is not None and stop_requested():
                         return None
                     x, y = sampler.sample()
                     total += model(tg.tensor(x, device=args.device), tg.tensor(y, device=args.device))[1].item()
                 losses[name] = total / args.eval_iters
-        return losses
+        return average_over_ranks(losses, args.device)
     finally:
         model.train()
 
 
+def average_over_ranks(losses, device):
+    """Under the launcher: each loss averaged over the ranks (one all_reduce), the same on every rank.
+    The ranks' means are of equally many batches, so this is the mean over all their batches."""
+    if not dist.is_initialized():
+        return losses
+    values = tg.tensor(list(losses.values()), dtype=tg.float64, device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.AVG)
+    return dict(zip(losses, values.tolist()))
+
+
 def log_evaluation(run, it, losses, tokens_per_s, elapsed):
-    """Append the evaluation to log.jsonl (for the plot, and for whoever reads the run later) and show it.
-    tokens_per_s is None (null in the log) when no step was taken since the last evaluation."""
+    """Append the evaluation to log.jsonl (for the plot, and for whoever reads the run later) and show it
+    (rank 0 alone). tokens_per_s is None (null in the log) when no step was taken since the last evaluation."""
+    if rank() != 0:
+        return
     row = {"iter": it, "train_loss": round(losses["train"], 4), "val_loss": round(losses["val"], 4),
            "tokens_per_s": None if tokens_per_s is None else round(tokens_per_s, 1), "elapsed_s": round(elapsed, 1)}
     with open(run.out_dir / LOG, "a") as f:
@@ -457,7 +580,9 @@ def log_evaluation(run, it, losses, tokens_per_s, elapsed):
 
 
 def say(line):
-    """Print a line above the progress bar, shown now also when stdout is a log file."""
+    """Print a line above the progress bar, shown now also when stdout is a log file (rank 0 alone)."""
+    if rank() != 0:
+        return
     tqdm.write(line)
     sys.stdout.flush()
 
@@ -466,37 +591,64 @@ def save_best(run, it, val_loss):
     """Keep the model with the lowest val loss so far in best.npz: long runs overfit."""
     if val_loss < run.best_val:
         run.best_val = val_loss
-        tg.save({"model": run.model.state_dict(), "config": run.model.config.to_dict(),
-                 "tokenizer": run.tokenizer.state_dict(), "iter": it, "val_loss": val_loss},
-                run.out_dir / BEST)
+        if rank() == 0:
+            tg.save({"model": run.raw_model.state_dict(), "config": run.raw_model.config.to_dict(),
+                     "tokenizer": run.tokenizer.state_dict(), "iter": it, "val_loss": val_loss},
+                    run.out_dir / BEST)
 
 
 def save_checkpoint(run, it, elapsed, evaluated):
-    """Everything a resumed run needs to continue exactly (`evaluated`: iteration it is logged)."""
+    """Everything a resumed run needs to continue exactly (`evaluated`: iteration it is logged), saved by
+    rank 0: the ranks hold the same weights, optimizer state and sampler state (RankBatches)."""
+    if rank() != 0:
+        return
     args = {k: v for k, v in vars(run.args).items() if v is None or isinstance(v, (int, float, str, bool))}
-    tg.save({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+    tg.save({"model": run.raw_model.state_dict(), "optimizer": run.optimizer.state_dict(),
              "sampler": run.sampler.state_dict(), "tokenizer": run.tokenizer.state_dict(),
-             "config": run.model.config.to_dict(), "iter": it, "elapsed_s": elapsed, "evaluated": evaluated,
-             "best_val_loss": run.best_val, "args": args},
+             "config": run.raw_model.config.to_dict(), "iter": it, "elapsed_s": elapsed, "evaluated": evaluated,
+             "best_val_loss": run.best_val, "args": {**args, "world_size": world_size()}},
             run.out_dir / CHECKPOINT)
 
 
 # --- Ctrl-C, SIGTERM and progress ------------------------------------------------------------
+class StopRequest:
+    """Whether Ctrl-C or SIGTERM asked the run to stop. The signal handler only records the signal in
+    `received`; the loop calls this after each step and before each evaluation batch, and stops when it
+    returns the signal's number (0: go on; .signum keeps the last answer).
+
+    Under the launcher the signal reaches the ranks at slightly different moments, and a rank that
+    stopped alone would leave the others waiting in their next all-reduce. So each call is also a tiny
+    all_reduce (MAX) of every rank's signal number: all ranks get the same answer at the same call,
+    and stop at the same iteration. Reading it back waits for the GPU once a step."""
+
+    def __init__(self, device):
+        self.device, self.received, self.signum = device, [], 0
+
+    def __call__(self):
+        signum = self.received[0] if self.received else 0
+        if dist.is_initialized():
+            votes = tg.tensor([signum], dtype=tg.int64, device=self.device)
+            dist.all_reduce(votes, op=dist.ReduceOp.MAX)
+            signum = int(votes.item())
+        self.signum = signum
+        return signum
+
+
 @contextlib.contextmanager
-def stop_signals_set_flag():
-    """Within it Ctrl-C (SIGINT) and SIGTERM only append their number to the list it yields, which the
-    loop checks after each step and evaluation: the checkpoint it then saves never holds a half-applied
-    optimizer step. A second one raises KeyboardInterrupt at once, without a checkpoint."""
-    flag = []
+def stop_signals_set_flag(device="cpu"):
+    """Within it Ctrl-C (SIGINT) and SIGTERM only record their number in the StopRequest it yields, which
+    the loop checks after each step and evaluation batch: the checkpoint it then saves never holds a
+    half-applied optimizer step. A second one raises KeyboardInterrupt at once, without a checkpoint."""
+    stop = StopRequest(device)
 
     def handler(signum, frame):
-        if flag:
+        if stop.received:
             raise KeyboardInterrupt
-        flag.append(signum)
+        stop.received.append(signum)
 
     previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield flag
+        yield stop
     finally:
         for signum, old_handler in previous.items():
             signal.signal(signum, old_handler)
@@ -504,12 +656,16 @@ def stop_signals_set_flag():
 
 def stop_after_signal(run, it, evaluated, clock, bar, signum):
     """Save a checkpoint at iteration `it` (`evaluated`: it is in the log) and exit as a program stopped
-    by `signum` does: status 130 after Ctrl-C, 143 after SIGTERM."""
+    by `signum` does: status 130 after Ctrl-C, 143 after SIGTERM. Under the launcher rank 0 saves and
+    the others wait until it has (barrier) before they exit."""
     clock.pause()
     save_checkpoint(run, it, clock.elapsed, evaluated)
+    if dist.is_initialized():
+        dist.barrier()
     bar.close()
     what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-    print(f"\n{what}: checkpoint at iteration {it} saved to {run.out_dir / CHECKPOINT}; continue with --resume")
+    if rank() == 0:
+        print(f"\n{what}: checkpoint at iteration {it} saved to {run.out_dir / CHECKPOINT}; continue with --resume")
     sys.exit(128 + signum)
 
 
@@ -537,8 +693,10 @@ class TrainingClock:
 
 
 def progress_bar(args, start):
-    """A bar over the iterations; --no-progress disables it (its calls then do nothing), e.g. for logs."""
-    return tqdm(total=args.max_iters, initial=start, unit="it", dynamic_ncols=True, disable=args.no_progress)
+    """A bar over the iterations; --no-progress disables it (its calls then do nothing), e.g. for logs, and
+    so do ranks other than 0."""
+    return tqdm(total=args.max_iters, initial=start, unit="it", dynamic_ncols=True,
+                disable=args.no_progress or rank() != 0)
 
 
 def show_progress(bar, it, loss, clock):
@@ -550,12 +708,14 @@ def show_progress(bar, it, loss, clock):
 
 # --- after training -------------------------------------------------------------------------
 def finish(run):
-    """Say where the run's files are, plot its losses and write a sample."""
+    """Say where the run's files are, plot its losses and write a sample (rank 0 alone)."""
+    if rank() != 0:
+        return
     print(f"checkpoint: {run.out_dir / CHECKPOINT}\nbest model (val loss {run.best_val:.4f}): "
           f"{run.out_dir / BEST}\nlog: {run.out_dir / LOG}")
     plot_losses(run.out_dir / LOG, run.out_dir / "loss.png")
     print("\n--- sample ---")
-    print(sample_text(run.model, run.tokenizer, run.args))
+    print(sample_text(run.raw_model, run.tokenizer, run.args))
 
 
 def plot_losses(log_path, png_path):

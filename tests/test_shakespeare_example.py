@@ -5,12 +5,14 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tinygrad_tf as tg
+import tinygrad_tf.distributed as dist
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "shakespeare.py"
@@ -432,3 +434,196 @@ def test_the_first_evaluation_is_announced_and_logs_no_speed(tmp_path, text_file
     assert "iter 0: train" in out and "tokens/s" not in out.split("iter 0:")[1].splitlines()[0]
     rows = [json.loads(line) for line in (tmp_path / "f" / "log.jsonl").read_text().splitlines()]
     assert rows[0]["tokens_per_s"] is None and rows[1]["tokens_per_s"] > 0
+
+
+# --- several processes: launched with one on the CPU, and two faked (NCCL needs the GPUs) ------------
+def small_run_flags(text_file, out_dir, *extra):
+    """run()'s flags, for the script started as a program."""
+    return ["--data", str(text_file), "--out-dir", str(out_dir), "--no-progress", "--device", "cpu",
+            "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
+            "--batch-size", "4", "--eval-iters", "2", "--eval-interval", "3", "--dropout", "0.1",
+            "--warmup-iters", "2", "--sample-tokens", "30", *extra]
+
+
+def launch(script, *args):
+    """Start the script as one process under the launcher."""
+    return subprocess.run([sys.executable, "-m", "tinygrad_tf.distributed.run", "--nproc-per-node", "1",
+                           str(script), *args], cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+
+def assert_same_run(a, b):
+    """Two out-dirs hold the same training: the logged losses, the weights, the optimizer and sampler states."""
+    log_a, log_b = ([(r["iter"], r["train_loss"], r["val_loss"]) for r in map(json.loads, (d / "log.jsonl")
+                    .read_text().splitlines())] for d in (a, b))
+    assert log_a == log_b
+    ckpt_a, ckpt_b = tg.load(a / "ckpt.npz"), tg.load(b / "ckpt.npz")
+    assert ckpt_a["iter"] == ckpt_b["iter"] and ckpt_a["sampler"] == ckpt_b["sampler"]
+    assert list(ckpt_a["model"]) == list(ckpt_b["model"])  # the GPT's names: no "module." prefix
+    for name, value in ckpt_a["model"].items():
+        np.testing.assert_array_equal(value.numpy(), ckpt_b["model"][name].numpy(), err_msg=name)
+    state_a, state_b = ckpt_a["optimizer"]["state"], ckpt_b["optimizer"]["state"]
+    assert list(state_a) == list(state_b)
+    for index, slots in state_a.items():
+        assert slots["step"] == state_b[index]["step"]
+        for key in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_array_equal(slots[key].numpy(), state_b[index][key].numpy())
+
+
+def test_launched_with_one_process_trains_logs_and_samples_like_a_plain_run(tmp_path, text_file, capsys):
+    example = load_example()
+    run(example, text_file, tmp_path / "plain", "--max-iters", "7")
+    plain_sample = capsys.readouterr().out.split("--- sample ---")[1]
+    done = launch(SCRIPT, *small_run_flags(text_file, tmp_path / "launched", "--max-iters", "7"))
+    assert done.returncode == 0, done.stderr
+    assert "; 1 process: global batch 1 x 4 = 4" in done.stdout.splitlines()[0]
+    assert done.stdout.split("--- sample ---")[1] == plain_sample
+    assert_same_run(tmp_path / "plain", tmp_path / "launched")
+    assert tg.load(tmp_path / "launched" / "ckpt.npz")["args"]["world_size"] == 1
+
+
+def test_launched_ctrl_c_saves_a_checkpoint_and_resume_continues_exactly(tmp_path, text_file):
+    """Ctrl-C reaches the launcher, which passes it on to the rank; the rank stops after the step it
+    arrived in, and a launched --resume ends where an uninterrupted plain run does."""
+    example = load_example()
+    run(example, text_file, tmp_path / "full", "--max-iters", "8")
+    wrapper = tmp_path / "ctrl_c_at_step_4.py"
+    wrapper.write_text(textwrap.dedent(f"""
+        import importlib.util, os, signal, sys, time
+        spec = importlib.util.spec_from_file_location("shakespeare", {str(SCRIPT)!r})
+        example = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(example)
+        schedule = example.cosine_with_warmup
+
+        def ctrl_c_at_step_4(step, *args):
+            if step == 4:
+                os.kill(os.getppid(), signal.SIGINT)  # Ctrl-C at the terminal reaches the launcher only
+                time.sleep(2)  # meanwhile the launcher passes it on to this process
+            return schedule(step, *args)
+
+        example.cosine_with_warmup = ctrl_c_at_step_4
+        example.main(sys.argv[1:])
+        """))
+    split = tmp_path / "split"
+    stopped = launch(wrapper, *small_run_flags(text_file, split, "--max-iters", "8"))
+    assert stopped.returncode == 130, stopped.stderr
+    assert "interrupted: checkpoint at iteration 5" in stopped.stdout
+    ckpt = tg.load(split / "ckpt.npz")
+    assert ckpt["iter"] == 5 and not ckpt["evaluated"]
+    resumed = launch(SCRIPT, *small_run_flags(text_file, split, "--max-iters", "8", "--resume"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+    assert_same_run(tmp_path / "full", split)
+
+
+def test_each_rank_trains_on_its_own_rows_of_the_global_batch():
+    """N ranks see exactly the batches of one process with N times the batch, and share one sampler state."""
+    example = load_example()
+    data = np.arange(1000) % 50
+    whole = example.BatchSampler(data, 8, 16, seed=5)
+    ranks = [example.RankBatches(data, 4, 16, 5, r, 2) for r in range(2)]
+    for _ in range(3):
+        x, y = whole.sample()
+        parts = [r.sample() for r in ranks]
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), x)
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), y)
+    assert ranks[0].state_dict() == ranks[1].state_dict() == whole.state_dict()
+    alone, plain = example.RankBatches(data, 4, 16, 5), example.BatchSampler(data, 4, 16, seed=5)
+    np.testing.assert_array_equal(alone.sample()[0], plain.sample()[0])
+
+
+class TwoRanks:
+    """Stands in for a process group of two ranks on the CPU, as seen by one of them: the collectives
+    leave this rank's values as they are (the other rank sends the same), except that the stop vote
+    (all_reduce MAX) also sees the other rank's signal once `peer_signal` is set."""
+
+    def __init__(self, rank):
+        self.rank, self.world_size, self.local_rank, self.device = rank, 2, rank, "cpu"
+        self.ops, self.peer_signal = [], 0
+
+    def all_reduce(self, array, op):
+        self.ops.append(op)
+        if op == "max":
+            array[...] = np.maximum(array, self.peer_signal)
+
+    def broadcast(self, array, src):
+        self.ops.append("broadcast")
+
+    def barrier(self):
+        self.ops.append("barrier")
+
+    def destroy(self):
+        self.ops.append("destroy")
+
+
+def as_rank_of_two(example, monkeypatch, rank):
+    """Run main() as rank `rank` of two launched processes, on the CPU."""
+    group = TwoRanks(rank)
+    for name, value in (("RANK", rank), ("LOCAL_RANK", rank), ("WORLD_SIZE", 2)):
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setattr(example, "device_of_this_rank", lambda args: "cpu")  # two ranks need GPUs, here the CPU
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: setattr(dist._Default, "group", group))
+    return group
+
+
+def test_as_two_ranks_rank_0_alone_prints_logs_and_saves_the_unwrapped_model(tmp_path, text_file, monkeypatch,
+                                                                              capsys):
+    example = load_example()
+    group = as_rank_of_two(example, monkeypatch, 1)
+    run(example, text_file, tmp_path / "r1", "--max-iters", "4")
+    assert not (tmp_path / "r1").exists() and capsys.readouterr().out == ""
+    assert "broadcast" in group.ops and group.ops[-1] == "destroy"  # DistributedDataParallel: rank 0's weights
+    assert group.ops.count("avg") == 4 + 3  # a gradient bucket in each of 4 steps, the losses of 3 evaluations
+    assert not dist.is_initialized()
+
+    group = as_rank_of_two(example, monkeypatch, 0)
+    run(example, text_file, tmp_path / "r0", "--max-iters", "4")
+    out = capsys.readouterr().out
+    assert "; 2 processes: global batch 2 x 4 = 8" in out.splitlines()[0] and "--- sample ---" in out
+    rows = [json.loads(line) for line in (tmp_path / "r0" / "log.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in rows] == [0, 3, 4]
+    ckpt = tg.load(tmp_path / "r0" / "ckpt.npz")
+    assert ckpt["args"]["world_size"] == 2 and "rank" not in ckpt["args"]
+    assert not any(name.startswith("module.") for name in ckpt["model"])
+    assert not dist.is_initialized()
+
+    monkeypatch.delenv("WORLD_SIZE")  # resumed by one process: another global batch, so refused
+    with pytest.raises(SystemExit, match="trained by 2 process.es. and this run has 1") as stopped:
+        run(example, text_file, tmp_path / "r0", "--max-iters", "6", "--resume")
+    one_line_error(stopped)
+
+
+def test_as_two_ranks_a_signal_on_the_other_rank_stops_this_one_at_the_same_iteration(tmp_path, text_file,
+                                                                                    monkeypatch, capsys):
+    example = load_example()
+    group = as_rank_of_two(example, monkeypatch, 0)
+    schedule = example.cosine_with_warmup
+
+    def other_rank_gets_ctrl_c_at_step_4(step, *args):
+        if step == 4:
+            group.peer_signal = signal.SIGINT
+        return schedule(step, *args)
+
+    monkeypatch.setattr(example, "cosine_with_warmup", other_rank_gets_ctrl_c_at_step_4)
+    with pytest.raises(SystemExit) as stopped:
+        run(example, text_file, tmp_path / "v", "--max-iters", "8")
+    assert stopped.value.code == 130 and "barrier" in group.ops and group.ops[-1] == "destroy"
+    assert "interrupted: checkpoint at iteration 5" in capsys.readouterr().out
+    assert tg.load(tmp_path / "v" / "ckpt.npz")["iter"] == 5
+
+
+def test_launcher_refusals_are_one_line_errors(tmp_path, text_file, monkeypatch):
+    example = load_example()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    for flags, message in [(("--device", "cpu"), "--device cpu: the launcher's 2 processes train on one GPU each"),
+                           (("--device", "cuda:0"), "--device cuda:0: .* here cuda:1; pass --device cuda"),
+                           (("--sample-only",), "--sample-only writes one sample: run it without the launcher")]:
+        with pytest.raises(SystemExit, match=message) as stopped:
+            example.main(["--data", str(text_file), "--out-dir", str(tmp_path / "l"), *flags])
+        one_line_error(stopped)
+    assert not (tmp_path / "l").exists()
+
+
+def test_help_says_the_global_batch_is_per_process_times_processes():
+    text = " ".join(load_example().make_parser().format_help().split())
+    assert "global batch is batch_size x the number of processes" in text
