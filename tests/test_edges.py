@@ -43,6 +43,11 @@ BLIND_BOOL = np.ones((3, 4), dtype=bool)
 BLIND_BOOL[0] = False
 SPECIAL = [0.0, -0.0, 1.0, -1.5, 2.0, NAN]
 
+def linear_relu(lib, F, x, w):
+    """Ours applies the ReLU inside linear (the CPU twin, with fused ops); torch composes the two."""
+    return F.linear(x, w, activation="relu") if lib is tg else F.relu(F.linear(x, w))
+
+
 CASES = [
     # (id, fn(lib, F, *inputs), inputs)
     # --- pow: torch's rules at a = 0, and a negative base -------------------------------------
@@ -69,6 +74,21 @@ CASES = [
     ("max_dim_nan_and_ties", lambda lib, F, x: x.max(1)[0], [[[1.0, NAN, 3.0, NAN], [1.0, 3.0, 3.0, 0.0]]]),
     ("min_nan", lambda lib, F, x: x.min(), [[1.0, NAN, -2.0]]),
     ("min_dim_ties", lambda lib, F, x: x.min(0)[0], [[[1.0, NAN], [1.0, 2.0]]]),
+    # --- a NaN or inf gradient coming in: the inputs not picked get 0, as torch (a select, not g * 0) --
+    ("minimum_nan_gradient", lambda lib, F, x, y: lib.minimum(x, y).sqrt(), [[4.0, 1.0], [-1.0, 2.0]]),
+    ("maximum_nan_input", lambda lib, F, x, y: lib.maximum(x, y.sqrt()), [[1.0, 2.0], [-1.0, 4.0]]),
+    ("max_dim_nan_gradient", lambda lib, F, x: x.max(0)[0].sqrt() + x.min(0)[0].sqrt(), [[-1.0, -4.0]]),
+    ("max_all_nan_gradient", lambda lib, F, x: x.max().sqrt() + x.min().sqrt(), [[-1.0, -4.0]]),
+    ("relu_clamp_inf_gradient", lambda lib, F, x: x.relu().sqrt() + x.clamp(min=0.0).sqrt(), [[-1.0, 4.0]]),
+    ("linear_relu_inf_gradient", lambda lib, F, x, w: linear_relu(lib, F, x, w).sqrt(), [r(3, 4), r(5, 4)]),
+    ("rounding_nan_gradient", lambda lib, F, x: (x.floor() + x.ceil() + x.round() + x.trunc() + x.sign()).sqrt(),
+     [[-1.5, 2.5]]),
+    # amax/amin: torch's gradient is a product, g / count * (x == max): NaN spreads over the values
+    ("amax_nan_value", lambda lib, F, x: x.sqrt().amax(0) + x.sqrt().amin(0), [[-1.0, 4.0]]),
+    ("amax_nan_gradient", lambda lib, F, x: (x.amax(0) - 5.0).sqrt(), [[1.0, 4.0]]),
+    # --- std where it is 0: gradient 0, as torch (not g / 0 * 0) ------------------------------------
+    ("std_equal_values", lambda lib, F, x: x.std(1), [[[1.0, 1.0], [1.0, 2.0]]]),
+    ("std_one_value_biased", lambda lib, F, x: x.std(0, unbiased=False), [1.5]),
     # --- cross-entropy where every target is ignored ---------------------------------------------
     *[(f"cross_entropy_all_ignored_{red}_smoothing_{s}", lambda lib, F, x, red=red, s=s: F.cross_entropy(
         x, lib.tensor(ALL_IGNORED), reduction=red, label_smoothing=s), [r(3, 4)])

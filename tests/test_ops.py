@@ -59,6 +59,13 @@ def written_in_graph(lib, F, a, b):
     return h
 
 
+def written_int_then_array(lib, F, a, b):
+    """An int and an integer array in one written index: torch's dims, (3, 2) here (NumPy's: (2, 3))."""
+    h = a * 2
+    h[0, :, [0, 2]] = b
+    return h
+
+
 def linear_relu(lib, F, x, w, b):
     """Ours applies the ReLU inside linear (one op); torch, the oracle, composes the two."""
     if getattr(lib, "__name__", "") == "torch":
@@ -183,12 +190,20 @@ CASES = [
     ("clone", lambda lib, F, a: a.clone() * 2, [r(3)], {}),
     ("gather", lambda lib, F, a: a.gather(1, lib.tensor([[0, 0, 2], [1, 2, 1]])), [r(2, 3)], {}),
     ("index_select", lambda lib, F, a: a.index_select(1, lib.tensor([2, 0, 2])), [r(2, 3)], {}),
+    ("index_select_0d_index_permuted", lambda lib, F, a: a.permute(2, 0, 1).index_select(1, lib.tensor(1))
+     + a.index_select(-1, lib.tensor([3, 0])).sum(), [r(2, 3, 4)], {}),
+    ("gather_smaller_index", lambda lib, F, a: a.gather(1, lib.tensor([[0, 2], [1, 1]])), [r(3, 3)], {}),
+    ("getitem_int_then_array", lambda lib, F, a: a[0, :, [0, 2]] * 2 + a[1, ..., lib.tensor([3, 3])]
+     + a.permute(2, 1, 0)[[1, 0], 1:].sum(), [r(2, 3, 4)], {}),
+    ("getitem_mask_ellipsis", lambda lib, F, a: a[..., lib.tensor([True, False, True, True])].sum(-1)
+     + a[lib.tensor([False, True]), ..., 1], [r(2, 3, 4)], {}),
     ("sort_topk", lambda lib, F, a: a.sort(1, descending=True).values * 2 + a.topk(3, dim=1).values,
      [distinct(2, 3)], {}),
     ("repeat_roll_flip", lambda lib, F, a: a.repeat(2, 1, 2).sum(0)[:, 1:4] + a.roll(1, 1) + a.flip(1)
      + a.roll(-1), [r(2, 3)], {}),
     ("triu_t", lambda lib, F, a: lib.triu(a, 1) + a.t().tril(), [r(3, 3)], {}),
     ("setitem_inplace_in_graph", written_in_graph, [r(2, 3), r(2)], {}),
+    ("setitem_int_then_array", written_int_then_array, [r(2, 3, 4), r(3, 2)], {}),
     ("mse_l1_nll_losses", lambda lib, F, a, b: F.mse_loss(a, b) + F.l1_loss(a, b, reduction="sum")
      + F.nll_loss(a.log_softmax(1), lib.tensor([0, 2])), [r(2, 3), r(2, 3, lo=0.1)], {}),
 ]

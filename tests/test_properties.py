@@ -24,7 +24,8 @@ Left out of the strategies, each where it is drawn:
 - the known bugs (KNOWN_BUGS): the strategy that draws a bug's case tags the step, the step is left
   out only where the bug's condition holds on torch's result, and each one is counted. Every bug has
   reproducers in test_known_bugs, xfail(strict=True): fixing one fails that test until its entry in
-  KNOWN_BUGS (which also lets the strategies draw its case again) is removed.
+  KNOWN_BUGS (which also lets the strategies draw its case again) is moved to FIXED_BUGS, whose
+  reproducers run as plain tests. None is known now; the strategies tag nothing.
 
 `pytest -s` prints how many examples each test ran and how they ended.
 """
@@ -131,7 +132,11 @@ def X0(*shape):
     return f"X = M.zeros({shape!r}, dtype=M.float64, requires_grad=True)"
 
 
-KNOWN_BUGS = {
+KNOWN_BUGS = {}  # none now
+
+# The bugs these tests found, since fixed: the strategies draw their cases again, and their reproducers
+# run as plain tests (test_known_bugs), as do those of what the strategies found after (the last ones).
+FIXED_BUGS = {
     # --- gradients -------------------------------------------------------------------------------
     "nan_grad_leak": Bug(torch_ok, [
         (X([4.0, 1.0]) + "\nY = M.tensor([-1.0, 2.0], dtype=M.float64, requires_grad=True)",
@@ -216,6 +221,35 @@ KNOWN_BUGS = {
     "oob_index_empty_result": Bug(torch_ok, [(X0(2, 2), "X[[0, 5], M.zeros((0, 2), dtype=M.int64)]")],
                                   "an out-of-range value in an integer index that broadcasts to an empty index "
                                   "raises; torch and NumPy give the empty result (shape (0, 2))"),
+    # --- found after the fixes above ---------------------------------------------------------------
+    "amax_nan": Bug(torch_ok, [(X([-1.0, 4.0]), "X.sqrt().amax(0)"),
+                               (X([[1.0, -4.0], [2.0, 3.0]]), "X.sqrt().amin(dim=1)"),
+                               (X([1.0, 4.0]), "(X.amax(0) - 5.0).sqrt()")],
+                    "amax/amin gave the gradient to a NaN among the values, as max() does; torch's amax "
+                    "gradient is g / count * (a == max), which spreads NaN over the reduced values (and "
+                    "a NaN gradient too)", grad_only=True),
+    "maximum_nan_input": Bug(torch_ok, [(X([1.0, 2.0]) + "\nY = M.tensor([-1.0, 4.0], dtype=M.float64, "
+                                                          "requires_grad=True)", "M.maximum(X, Y.sqrt())")],
+                             "maximum/minimum next to a NaN gave the other side 0; torch gives both sides the "
+                             "gradient", grad_only=True),
+    "rounding_nan_grad": Bug(torch_ok, [(X([-1.5, 2.5]), "X.floor().sqrt()")],
+                             "floor/ceil/round/trunc/sign passed a NaN gradient on (g * 0); torch's is 0",
+                             grad_only=True),
+    "oob_index_empty_kept_dim": Bug(torch_ok, [(X0(1, 0), "X[M.tensor([2, 1, 0, -1, -1])]"),
+                                               (X0(3, 0), "X[[5], :]"), (X0(0, 0), "X[[1]]")],
+                                    "an out-of-range integer index raised where the result is empty for a "
+                                    "dim of size 0 among the others; torch reads and checks nothing then "
+                                    "(but raises for a non-empty index into a dim of size 0)"),
+    "ellipsis_of_no_dims": Bug(torch_ok, [(X0(2, 3), "X[None, [0, 1], ..., [0, 2]]")],
+                               "an Ellipsis that stands for no dims between integer arrays moved their dims "
+                               "to the front (NumPy's rule): (2, 1); torch (1, 2)"),
+    "index_layout": Bug(always, [(X0(2, 3, 4), "X.permute(2, 0, 1)[:, [0, 1]].view(-1)"),
+                                 (X0(1, 3, 3, 2), "X.permute(2, 1, 0, 3)[1:, [0, 1], [0, 0], [1, 0]].view(-1)"),
+                                 (X0(2, 3, 4), "X.permute(2, 1, 0).index_select(1, M.tensor([1, 0])).view(-1)"),
+                                 (X0(2, 3, 4), "X.permute(2, 1, 0)[:, M.tensor(0)].view(-1)")],
+                        "view of an integer-array index result worked (or refused) where torch's refuses "
+                        "(works): torch lays the result out in the input's order of strides (index_select "
+                        "C-contiguous), NumPy by its own rules"),
 }
 
 
@@ -292,7 +326,7 @@ class Program:
         self.data, self.test = data, test
         self.rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
         self.lines, self.leaves, self.n_leaves = [], {"tg": {}, "torch": {}}, 0
-        self.tags, self.grad_skip, self.watch, self.empty = {}, None, [], False
+        self.tags, self.grad_skip, self.empty = {}, None, False
         self.new_leaf(shape, "X")
         self.x = {side: self.leaves[side]["X"] for side in ("tg", "torch")}
         self.lines.append("x = X")
@@ -342,9 +376,7 @@ class Program:
         theirs = self.evaluate("torch", code)
         for name, when in sorted(tags.items()):
             if when(theirs):
-                if name == "nan_grad_leak":  # only when a NaN or inf gradient does come in (finish)
-                    self.watch_gradients(theirs)
-                elif KNOWN_BUGS[name].grad_only:
+                if KNOWN_BUGS[name].grad_only:
                     self.grad_skip = self.grad_skip or name
                 else:
                     COUNTS[self.test][f"known bug: {name}"] += 1
@@ -373,14 +405,6 @@ class Program:
         self.note_value(theirs)
         return "next" if theirs.dtype == torch.float64 else "end"
 
-    def watch_gradients(self, theirs):
-        """Note whether a non-finite gradient comes into these torch results in backward."""
-        for t in theirs if isinstance(theirs, (tuple, list)) else (theirs,):
-            if t.requires_grad:
-                flags = []
-                t.register_hook(lambda g, flags=flags: flags.append(not bool(torch.isfinite(g).all())))
-                self.watch.append(flags)
-
     def finish(self):
         """backward of sum(x * W) on both sides; the leaves' gradients must agree."""
         COUNTS[self.test]["compared"] += 1
@@ -391,8 +415,6 @@ class Program:
         self.lines.append(f"(x * <weights of shape {self.shape}>).sum().backward()")
         with quiet():
             (self.x["torch"] * torch.tensor(weights)).sum().backward()
-            if any(any(flags) for flags in self.watch):
-                self.grad_skip = self.grad_skip or "nan_grad_leak"
             if self.grad_skip:
                 COUNTS[self.test][f"known bug (values compared, gradients not): {self.grad_skip}"] += 1
                 return
@@ -463,11 +485,8 @@ def broadcast_op(data, prog):
     if kind == "scalar":
         return data.draw(st.sampled_from(["x * 2.5", "x ** 2", "1.5 - x", "x / 4", "-x", "2 ** x"]))
     if kind == "unary":
-        code = data.draw(st.sampled_from(["x.tanh()", "x.sigmoid()", "x.exp()", "x.abs()", "x.sqrt()",
+        return data.draw(st.sampled_from(["x.tanh()", "x.sigmoid()", "x.exp()", "x.abs()", "x.sqrt()",
                                           "x.relu()", "x.clamp(-1.0, 1.0)"]))
-        if "relu" in code or "clamp" in code:
-            prog.tag("nan_grad_leak")
-        return code
     if kind in ("masked_fill", "where"):
         mask = array_code(prog.rng.random(broadcast_partner(data, shape)) < 0.5)
         if kind == "masked_fill":
@@ -476,7 +495,6 @@ def broadcast_op(data, prog):
         return data.draw(st.sampled_from([f"M.where({mask}, x, {y})", f"M.where({mask}, {y}, x)"]))
     y = prog.new_leaf(broadcast_partner(data, shape))
     if kind == "maxmin":
-        prog.tag("nan_grad_leak")
         return f"M.{data.draw(st.sampled_from(['maximum', 'minimum']))}(x, {y})"
     op = data.draw(st.sampled_from("+-*/"), label="operator")
     return f"x {op} {y}" if kind == "arith" else f"{y} {op} x"
@@ -497,29 +515,16 @@ def reduce_op(data, prog):
         args = [] if dims is None else [f"dim={dims!r}", f"keepdim={keepdim}"]
         if kind in ("var", "std"):
             args.insert(0 if dims is None else 1, f"unbiased={data.draw(st.booleans(), label='unbiased')}")
-            if kind == "std":
-                prog.tag("std_zero_grad")
-        if kind in ("amax", "amin") and prog.numel == 0:
-            prog.tag("amax_empty")
         return f"x.{kind}({', '.join(args)})"
     if kind in ("max", "min"):
-        prog.tag("nan_grad_leak")
         return f"x.{kind}()"
     if kind in ("argmax", "argmin") and data.draw(st.booleans(), label="without dim"):
         return f"x.{kind}()"
     dim = draw_dim(data, n)
     if kind in ("max_dim", "min_dim", "argmax", "argmin"):
-        if kind.endswith("_dim"):
-            prog.tag("nan_grad_leak")
-        if n == 0 and keepdim:
-            prog.tag("keepdim_0d_indices")
         return f"x.{kind[:3] if kind.endswith('_dim') else kind}(dim={dim}, keepdim={keepdim})"
     if kind in ("any", "all"):
-        if n == 0:
-            prog.tag("any_all_0d")
         return f"(x > 0).{kind}(dim={dim}, keepdim={keepdim})"
-    if kind == "cumsum" and n == 0:
-        prog.tag("cumsum_0d")
     return f"x.{kind}(dim={dim})"
 
 
@@ -547,17 +552,11 @@ def movement_op(data, prog):
                                       "transpose", "t", "expand", "repeat", "flip", "roll", "split", "chunk"]),
                      label="movement op")
     if kind in ("reshape", "view"):
-        if kind == "view" and prog.x["torch"].is_contiguous() and not prog.x["tg"].data.flags.c_contiguous:
-            prog.tag("view_after_advanced_index")  # ours is laid out differently (see KNOWN_BUGS)
         return f"x.{kind}({target_shape(data, shape)!r})"
     if kind == "flatten":
         if data.draw(st.booleans()):
             return "x.flatten()"
         start, end = draw_dim(data, n), draw_dim(data, n)
-        if n == 0:
-            prog.tag("flatten_0d_dims")
-        elif valid_dim(start, n) and valid_dim(end, n) and 0 in shape[:start % n] + shape[end % n + 1:]:
-            prog.tag("flatten_empty")
         return f"x.flatten({start}, {end})"
     if kind == "squeeze":
         if data.draw(st.booleans()):
@@ -571,8 +570,6 @@ def movement_op(data, prog):
             perm = perm[:-1] if perm else [0]
         return f"x.permute({tuple(perm)!r})"
     if kind == "transpose":
-        if n == 0:
-            prog.tag("transpose_0d")
         return f"x.transpose({draw_dim(data, n)}, {draw_dim(data, n)})"
     if kind == "t":
         return "x.t()"
@@ -594,16 +591,10 @@ def movement_op(data, prog):
         if data.draw(st.booleans(), label="roll without dims"):
             return f"x.roll({data.draw(st.integers(-5, 5))})"
         dims = [draw_dim(data, n, bad=prog.numel > 0) for _ in range(data.draw(st.integers(1, 2)))]
-        if n == 0:
-            prog.tag("split_roll_0d_message")
         shifts = [data.draw(st.integers(-5, 5), label="shift") for _ in dims]
         return f"x.roll({tuple(shifts)!r}, {tuple(dims)!r})" if len(dims) > 1 else f"x.roll({shifts[0]}, {dims[0]})"
     dim = draw_dim(data, n)
     size = shape[dim] if shape and valid_dim(dim, n) else 1
-    if size == 0:
-        prog.tag("split_chunk_empty")
-    if n == 0:
-        prog.tag("split_roll_0d_message")
     if kind == "chunk":
         return f"x.chunk({data.draw(st.integers(1, 4), label='chunks')}, {dim})"
     if data.draw(st.booleans(), label="split into sections"):
@@ -644,34 +635,29 @@ def index_expression(data, prog):
     size_of = (lambda d: shape[d] if 0 <= d < n else 3)  # beyond the tensor: torch says "too many indices"
     advanced = data.draw(st.sampled_from([0, 1, 1, 2]).flatmap(lambda k: st.tuples(*[SIZES] * k)),
                          label="integer index shape")
-    items, objects = [], []
+    items = []
     for kind, first, k in zip(kinds, start, takes):
         size = size_of(first)
         if kind == "int":
             lo, hi = (-size, size - 1) if size and not rarely(data, "int out of range") else (-size - 1, size)
             value = data.draw(st.sampled_from([lo, hi]) if hi < lo else st.integers(lo, hi))
             items.append(str(value))
-            objects.append(value)
         elif kind == "slice":
             bound = st.one_of(st.none(), st.integers(-5, 5))
             step = data.draw(st.sampled_from([None, 1, 2, 3]))  # (negative steps: a documented deviation)
             lo, hi = data.draw(bound), data.draw(bound)
             text = f"{'' if lo is None else lo}:{'' if hi is None else hi}"
             items.append(text if step is None else f"{text}:{step}")
-            objects.append(slice(lo, hi, step))
         elif kind == "none":
             items.append("None")
-            objects.append(None)
         elif kind == "ellipsis":
             items.append("...")
-            objects.append(Ellipsis)
         elif kind == "mask":
             mask_shape = [size_of(d) for d in range(first, first + k)]
             if mask_shape and rarely(data, "mask of the wrong shape"):
                 mask_shape[-1] += 1
             mask = rng.random(mask_shape) < 0.5
             items.append(array_code(mask))
-            objects.append(mask)
         else:
             index_shape = advanced if kind == "array" else advanced[-1:] or (1,)  # a list, not a number
             if index_shape and rarely(data, "integer index that does not broadcast"):
@@ -679,28 +665,8 @@ def index_expression(data, prog):
             lo, hi = -size, size - 1
             if not size or rarely(data, "integer index out of range"):
                 lo, hi = -size - 1, size + 1
-                prog.tag("oob_index_empty_result")
             index = rng.integers(lo, hi + 1, index_shape)
             items.append(array_code(index) if kind == "array" else repr(index.tolist()))
-            objects.append(index if kind == "array" else index.tolist())
-            if kind == "list" and not index.size:
-                prog.tag("empty_list_index")
-    # The known index bugs (KNOWN_BUGS), from how the items line up.
-    masks = sum(k for kind, k in zip(kinds, takes) if kind == "mask")
-    if "ellipsis" in kinds and masks and any(start[i] + masks >= n for i in range(cut + 1, len(kinds))
-                                             if kinds[i] != "none"):
-        prog.tag("mask_with_ellipsis")
-    if any(kind == "mask" and k == 0 and first >= n for kind, first, k in zip(kinds, start, takes)):
-        prog.tag("mask_0d_last")
-    intlike = any(kind == "int" or (kind == "array" and not advanced) for kind in kinds)
-    if intlike and any(kind in ("array", "list", "mask") for kind in kinds):
-        try:  # NumPy's answer on the same numbers: the bug is where it differs from torch's
-            by_numpy = prog.x["torch"].detach().numpy()[tuple(objects)]
-        except Exception:  # noqa: BLE001
-            by_numpy = None
-        prog.tag("int_with_advanced", lambda out, by_numpy=by_numpy: torch_ok(out) and (
-            by_numpy is None or by_numpy.shape != tuple(out.shape)
-            or not np.array_equal(by_numpy, out.detach().numpy())))
     if not items:
         return "()"
     if len(items) == 1 and data.draw(st.booleans(), label="bare index"):
@@ -716,12 +682,8 @@ def index_op(data, prog):
         return f"x[{index_expression(data, prog)}]"
     dim = draw_dim(data, n)
     size = shape[dim] if shape and valid_dim(dim, n) else 1
-    if n == 0:
-        prog.tag("gather_0d" if kind == "gather" else "index_select_0d_input")
     if kind == "index_select":
         index_shape = data.draw(st.sampled_from([(), (0,), (1,), (2,), (4,)]), label="index shape")
-        if index_shape == ():
-            prog.tag("index_select_0d_index")
     else:  # torch: index.size(d) <= input.size(d) for d != dim
         index_shape = list(shape)
         if n:
@@ -730,13 +692,11 @@ def index_op(data, prog):
         if others and data.draw(st.integers(0, 3), label="smaller index") == 0:
             d = data.draw(st.sampled_from(others))
             index_shape[d] = data.draw(st.integers(0, shape[d] - 1), label="smaller size")
-            prog.tag("gather_smaller_index")
     index = prog.rng.integers(0, max(size, 1), index_shape)
     if not size or rarely(data, "index out of range"):
         index = index + size
     elif index.size and rarely(data, "negative index"):
         index.flat[0] = -1
-        prog.tag("negative_index_gather")
     return f"x.{kind}({dim}, {array_code(index)})"
 
 
@@ -866,12 +826,15 @@ def run_snippet(setup, expr):
 
 @needs_torch
 @pytest.mark.parametrize("setup, expr", [
-    pytest.param(setup, expr, id=f"{name}-{i}", marks=pytest.mark.xfail(
+    *[pytest.param(setup, expr, id=f"{name}-{i}", marks=pytest.mark.xfail(
         strict=True, reason=f"{setup}; out = {expr} (backward of out.sum()): {bug.ours}".replace("\n", "; ")))
-    for name, bug in KNOWN_BUGS.items() for i, (setup, expr) in enumerate(bug.cases)])
+      for name, bug in KNOWN_BUGS.items() for i, (setup, expr) in enumerate(bug.cases)],
+    *[pytest.param(setup, expr, id=f"fixed-{name}-{i}")
+      for name, bug in FIXED_BUGS.items() for i, (setup, expr) in enumerate(bug.cases)]])
 def test_known_bugs(setup, expr):
-    """Each known bug's reproducer: fails now; when it passes (XPASS fails the run), remove the bug from
-    KNOWN_BUGS, which also lets the strategies draw its case again."""
+    """Each known bug's reproducer: fails now; when it passes (XPASS fails the run), move the bug from
+    KNOWN_BUGS to FIXED_BUGS, which also lets the strategies draw its case again. A fixed bug's
+    reproducers must pass."""
     try:
         run_snippet(setup, expr)
     except AssertionError as e:  # no traceback: pytest would spend seconds rendering torch's frames

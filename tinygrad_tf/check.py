@@ -41,6 +41,7 @@ class Case:
     label: str
     args: tuple
     kwargs: dict = field(default_factory=dict)
+    nan_grad_where_cut: bool = False  # the output gradient is NaN where a ReLU cut (out <= 0): must give 0 there
 
 
 def _r(*shape, seed=0, scale=1.0, shift=0.0):
@@ -62,6 +63,7 @@ def _linear_cases(fused):
     x, w, b = _r(4, 50, 24), _r(40, 24, seed=1), _r(40, seed=2)
     return [Case(fused, "bias", (x, w, b, None)), Case(fused, "bias+relu", (x, w, b, "relu")),
             Case(fused, "no bias+relu", (x, w, None, "relu")),
+            Case(fused, "relu, NaN gradient where cut", (x, w, b, "relu"), nan_grad_where_cut=True),
             Case(fused, "transposed x", (_r(24, 30).T, w, b, None))]
 
 
@@ -89,6 +91,7 @@ def _qkv(*shape):
 CASES = [
     Case(add.Add, "same shape", (_r(7, 33), _r(7, 33, seed=1))),  # 231: a partial last vector
     Case(relu.Relu, "", (_r(7, 33),)),
+    Case(relu.Relu, "NaN gradient where cut", (_r(7, 33),), nan_grad_where_cut=True),
     Case(dropout.Dropout, "p=0.25", (_r(7, 33, 5), 0.25, 99)),
     Case(matmul.MatMul, "2-D", (_r(30, 24), _r(24, 20, seed=1))),
     Case(matmul.MatMul, "batched, broadcast", (_r(2, 1, 3, 4), _r(5, 4, 2, seed=1))),
@@ -128,12 +131,14 @@ def _prepare(value, dtype, device):
     return backend.to_device(value, device)
 
 
-def _run(op, args, kwargs, seed):
+def _run(op, args, kwargs, seed, nan_grad_where_cut=False):
     """(output, gradients of the float inputs) of op's forward and backward, as host arrays."""
     fn = op()
     fn.needs_grad = tuple(hasattr(a, "dtype") and a.dtype.kind == "f" for a in args)
     out = backend.array_module(args[0]).asarray(fn.forward(*args, **kwargs))
     g = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
+    if nan_grad_where_cut:  # a ReLU's backward selects: none of these NaNs may reach the inputs
+        g = np.where(backend.to_numpy(out) <= 0, np.nan, g).astype(out.dtype)
     grads = fn.backward(backend.to_device(g, backend.device_of(out)))
     grads = grads if isinstance(grads, tuple) else (grads,)
     return [backend.to_numpy(out)] + [backend.to_numpy(unbroadcast(gr, args[i].shape))
@@ -155,8 +160,8 @@ def check_case(case, dtype):
     args = tuple(_prepare(a, dtype, "cuda:0" if device == "cuda" else "cpu") for a in case.args)
     if not case.fused.supports(*args, **case.kwargs):
         return dict(row, worst=None, passed=False, note="the fused op does not take this case")
-    fused = _run(case.fused, args, case.kwargs, seed=9)
-    textbook = _run(case.fused.replaces, args, case.kwargs, seed=9)
+    fused = _run(case.fused, args, case.kwargs, seed=9, nan_grad_where_cut=case.nan_grad_where_cut)
+    textbook = _run(case.fused.replaces, args, case.kwargs, seed=9, nan_grad_where_cut=case.nan_grad_where_cut)
     worst = max(_relative_difference(f, t) for f, t in zip(fused, textbook))
     return dict(row, worst=worst, passed=bool(worst <= row["tolerance"]) and len(fused) == len(textbook), note="")
 

@@ -17,6 +17,7 @@ from .backend import array_module, device_of, parse_device, parse_dtype
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .ops import cumsum, elementwise as E, gather, matmul as M, minmax, movement as V, reduce as R, \
     softmax as S, unary as U
+from .ops.layout import is_mask
 from .ops.reduce import normalize_dims
 
 FLOAT_DTYPES = (backend.float16, backend.float32, backend.float64)
@@ -274,7 +275,9 @@ class Tensor:
             self._ctx, self._requires_grad = apply(V.SetItem, self, value, index)._ctx, True
         else:
             value = value.data if isinstance(value, Tensor) else value
-            self.data[index] = backend.to_device(value, self.device) if hasattr(value, "dtype") else value
+            value = backend.to_device(value, self.device) if hasattr(value, "dtype") else value
+            select, rest = V.split_ints(index)  # (torch's rules, as SetItem's)
+            V.part(self.data, select)[rest] = value
         self._version[0] += 1
         return self
 
@@ -675,7 +678,7 @@ class Tensor:
         R.check_nonempty("max", self.shape, (ax,))
         index = self.data.argmax(axis=ax)
         values = apply(R.Max, self, (ax,), keepdim, index)
-        return return_types.max(values, Tensor._wrap(array_module(index).expand_dims(index, ax) if keepdim else index))
+        return return_types.max(values, Tensor._wrap(_kept(index, ax, keepdim, self.ndim)))
 
     @_keepdims_alias
     def min(self, dim=None, keepdim=False):
@@ -688,10 +691,11 @@ class Tensor:
     @_keepdims_alias
     def amax(self, dim=None, keepdim=False):
         """The maximum over dims (several at once); ties share the gradient evenly, as torch."""
-        return apply(R.Max, self, _reduced_dims(dim, self.ndim), keepdim)
+        return apply(R.Amax, self, _nonempty_dims("amax", dim, self.shape), keepdim)
 
     @_keepdims_alias
     def amin(self, dim=None, keepdim=False):
+        _nonempty_dims("amin", dim, self.shape)
         return -(-self).amax(dim, keepdim)
 
     @_keepdims_alias
@@ -707,18 +711,23 @@ class Tensor:
 
     @_keepdims_alias
     def std(self, dim=None, keepdim=False, unbiased=True):
-        return self.var(dim, keepdim, unbiased).sqrt()
+        return apply(R.Std, self, _reduced_dims(dim, self.ndim), keepdim, unbiased)
 
     def cumsum(self, dim):
-        return apply(cumsum.Cumsum, self, normalize_dims(dim, self.ndim)[0])
+        (ax,) = normalize_dims(dim, self.ndim)
+        if self.ndim == 0:  # itself, as torch (NumPy's cumsum would give shape (1,))
+            return self.reshape(1).cumsum(0).reshape(())
+        return apply(cumsum.Cumsum, self, ax)
 
     @_keepdims_alias
     def all(self, dim=None, keepdim=False):
-        return Tensor._wrap(self.data.astype(bool).all(axis=normalize_dims(dim, self.ndim), keepdims=keepdim))
+        axes = R.numpy_axes(self.data, normalize_dims(dim, self.ndim))
+        return Tensor._wrap(self.data.astype(bool).all(axis=axes, keepdims=keepdim))
 
     @_keepdims_alias
     def any(self, dim=None, keepdim=False):
-        return Tensor._wrap(self.data.astype(bool).any(axis=normalize_dims(dim, self.ndim), keepdims=keepdim))
+        axes = R.numpy_axes(self.data, normalize_dims(dim, self.ndim))
+        return Tensor._wrap(self.data.astype(bool).any(axis=axes, keepdims=keepdim))
 
     def argsort(self, dim=-1, descending=False, stable=False):
         (ax,) = normalize_dims(dim, self.ndim)
@@ -740,25 +749,42 @@ class Tensor:
         return return_types.topk(self.gather(ax, indices), indices)
 
     def gather(self, dim, index):
-        """out[i][j] = self[index[i][j]][j] for dim 0 (and so on): torch.gather."""
+        """out[i][j] = self[index[i][j]][j] for dim 0 (and so on): torch.gather. index may be smaller than
+        the input in the other dims (it reads that corner), and a 0-d input or index counts as 1-d."""
         (ax,) = normalize_dims(dim, self.ndim)
         index = index if isinstance(index, Tensor) else Tensor(index, device=self.device)
-        if index.dtype.kind not in "iu" or index.ndim != self.ndim:
+        if index.dtype.kind not in "iu" or max(index.ndim, 1) != max(self.ndim, 1):
             raise ValueError(f"gather: index must be an integer tensor with the input's {self.ndim} dims, got "
                              f"dtype {index.dtype} and shape {index.shape}")
-        bounds.check(index.data, _bounds_report(ax, self.shape[ax]))
+        if self.ndim == 0 or index.ndim == 0:
+            return self.reshape(-1).gather(0, index.reshape(-1)).reshape(index.shape)
+        if any(n > m for d, (n, m) in enumerate(zip(index.shape, self.shape)) if d != ax):
+            raise RuntimeError(f"gather: index of shape {index.shape} is larger than the input's shape "
+                               f"{self.shape} apart from dim {ax}")
+        bounds.check(index.data, _bounds_report(ax, self.shape[ax], negative=False))
         return apply(gather.Gather, self, ax, index.data)
 
     def index_select(self, dim, index):
+        """The entries at `index` (0-d or 1-d, each in range: no negative ones) along dim, in a new
+        C-contiguous tensor, as torch.index_select; a 0-d input counts as one entry."""
         (ax,) = normalize_dims(dim, self.ndim)
-        return self[(slice(None),) * ax + (index,)]
+        index = index if isinstance(index, Tensor) else Tensor(index, device=self.device)
+        if index.dtype.kind not in "iu" or index.ndim > 1:
+            raise IndexError(f"index_select(): Index is supposed to be a vector of integers, got dtype "
+                             f"{index.dtype} and shape {index.shape}")
+        if self.ndim == 0:
+            if index.numel() != 1:
+                raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {index.numel()}")
+            return self.reshape(1).index_select(0, index).reshape(())
+        bounds.check(index.data, _bounds_report(ax, self.shape[ax], negative=False))
+        return apply(V.GetItem, self, (slice(None),) * ax + (index.data.reshape(-1),), True)
 
     def scatter_(self, dim, index, src, reduce=None):
         """self[index[i][j]][j] = src[i][j] for dim 0 (and so on), in place (torch.scatter_);
         reduce="add" adds instead (scatter_add_)."""
         (ax,) = normalize_dims(dim, self.ndim)
         index = index if isinstance(index, Tensor) else Tensor(index, device=self.device)
-        bounds.check(index.data, _bounds_report(ax, self.shape[ax]))
+        bounds.check(index.data, _bounds_report(ax, self.shape[ax], negative=False))
         xp = array_module(self.data)
         values = src.data if isinstance(src, Tensor) else src
         values = xp.broadcast_to(xp.asarray(values, dtype=self.dtype), index.shape)
@@ -789,6 +815,10 @@ class Tensor:
         if dims is None:
             return self.flatten().roll(shifts, 0).reshape(self.shape)
         shifts, dims = (shifts, dims) if isinstance(shifts, (tuple, list)) else ((shifts,), (dims,))
+        if len(shifts) != len(dims):
+            raise RuntimeError(f"roll: shifts and dims must align, got {len(shifts)} shifts and {len(dims)} dims")
+        if self.ndim == 0:
+            raise IndexError(f"roll: Dimension specified as {dims[0]} but tensor has no dimensions")
         out = self
         for shift, dim in zip(shifts, dims):
             (ax,) = normalize_dims(dim, self.ndim)
@@ -813,8 +843,7 @@ class Tensor:
         if dim is None:
             return Tensor._wrap(self.data.argmax())
         (ax,) = normalize_dims(dim, self.ndim)
-        index = self.data.argmax(axis=ax)
-        return Tensor._wrap(array_module(index).expand_dims(index, ax) if keepdim else index)
+        return Tensor._wrap(_kept(self.data.argmax(axis=ax), ax, keepdim, self.ndim))
 
     @_keepdims_alias
     def argmin(self, dim=None, keepdim=False):
@@ -856,7 +885,8 @@ class Tensor:
     def transpose(self, dim0, dim1):
         dims = list(range(self.ndim))
         d0, d1 = normalize_dims((dim0,), self.ndim)[0], normalize_dims((dim1,), self.ndim)[0]
-        dims[d0], dims[d1] = dims[d1], dims[d0]
+        if self.ndim:  # (a 0-d tensor's dims 0 and -1 are the tensor itself: nothing to swap)
+            dims[d0], dims[d1] = dims[d1], dims[d0]
         return apply(V.Permute, self, tuple(dims))
 
     def unsqueeze(self, dim):
@@ -868,12 +898,13 @@ class Tensor:
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
 
     def flatten(self, start_dim=0, end_dim=-1):
+        s, e = normalize_dims((start_dim,), self.ndim)[0], normalize_dims((end_dim,), self.ndim)[0]
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = normalize_dims((start_dim,), self.ndim)[0], normalize_dims((end_dim,), self.ndim)[0]
         if s > e:
             raise RuntimeError(f"flatten(): start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
-        return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
+        # the product, not -1: other dims of size 0 leave -1 undefined
+        return self.reshape(self.shape[:s] + (math.prod(self.shape[s:e + 1]),) + self.shape[e + 1:])
 
     def expand(self, *sizes):
         sizes = shape_arg(sizes)
@@ -884,12 +915,15 @@ class Tensor:
         return apply(V.Expand, self, shape)
 
     def split(self, split_size_or_sections, dim=0):
+        if self.ndim == 0:
+            raise RuntimeError("split expects at least a 1-dimensional tensor")
         (d,) = normalize_dims(dim, self.ndim)
         n = self.shape[d]
         if isinstance(split_size_or_sections, int):
             if split_size_or_sections <= 0:
                 raise ValueError(f"split size must be positive, got {split_size_or_sections}")
-            sizes = [min(split_size_or_sections, n - i) for i in range(0, n, split_size_or_sections)]
+            # (a dim of size 0 splits into one empty piece, as torch)
+            sizes = [min(split_size_or_sections, n - i) for i in range(0, n, split_size_or_sections)] or [0]
         else:
             sizes = list(split_size_or_sections)
             if any(size < 0 for size in sizes):
@@ -905,7 +939,11 @@ class Tensor:
     def chunk(self, chunks, dim=0):
         if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks <= 0:
             raise RuntimeError(f"chunk expects `chunks` to be a positive int, got {chunks!r}")
+        if self.ndim == 0:
+            raise RuntimeError("chunk expects at least a 1-dimensional tensor")
         (d,) = normalize_dims(dim, self.ndim)
+        if self.shape[d] == 0:  # torch: `chunks` empty pieces
+            return self.split([0] * chunks, d)
         return self.split(max(1, -(-self.shape[d] // chunks)), d)
 
     def __getitem__(self, index):
@@ -955,6 +993,20 @@ def set_grad_enabled_to(mode):
 def _reduced_dims(dim, ndim):
     """A reduction's axes; dim=None or an empty tuple or list means every dim, as in torch."""
     return normalize_dims(None if isinstance(dim, (tuple, list)) and not dim else dim, ndim)
+
+
+def _kept(index, ax, keepdim, ndim):
+    """argmax's indices along dim ax, with that dim kept (size 1) for keepdim; a 0-d input has none
+    to keep (torch's are 0-d)."""
+    return array_module(index).expand_dims(index, ax) if keepdim and ndim else index
+
+
+def _nonempty_dims(name, dim, shape):
+    """amax's or amin's axes, after torch's errors for the maximum of nothing: named dims of size 0, or
+    an empty tensor without dims (reduce.check_nonempty)."""
+    axes = _reduced_dims(dim, len(shape))
+    R.check_nonempty(name, shape, None if dim is None or (isinstance(dim, (tuple, list)) and not dim) else axes)
+    return axes
 
 
 def _one_dim(dim, ndim, name):
@@ -1007,45 +1059,89 @@ def shape_arg(args):
 
 
 def _index_arg(index, tensor):
-    """Check an index and turn tensors/lists in it into arrays on the tensor's device."""
-    xp = array_module(tensor.data)
+    """Check an index and turn the tensors, lists and bools in it into arrays on the tensor's device;
+    a 0-d integer array becomes an int (torch selects with it, as with an int)."""
     items = index if isinstance(index, tuple) else (index,)
+    if all(type(i) in (int, slice) or i is None for i in items):  # ints and slices: NumPy's checks will do
+        return index
+    xp = array_module(tensor.data)
     out = []
     for i in items:
         if isinstance(i, Tensor):
             i = i.data
         elif isinstance(i, list):
             i = np.asarray(i)
+            i = i.astype(np.int64) if i.size == 0 else i  # [] is an empty integer index (NumPy's is float)
+        elif isinstance(i, bool):
+            i = np.asarray(i)
         if isinstance(i, float) or (hasattr(i, "dtype") and i.dtype.kind == "f"):
             raise IndexError(f"tensors can only be indexed by integers, slices, None, Ellipsis, bools "
                              f"or integer tensors, not floats ({i!r})")
         if hasattr(i, "dtype"):
             i = xp.asarray(i)
+            i = int(i) if i.ndim == 0 and i.dtype.kind in "iu" else i
         out.append(i)
-    _check_index_bounds(out, tensor.shape)
-    return tuple(out) if isinstance(index, tuple) else out[0]
+    out = _check_index_bounds(_expand_ellipsis(out, tensor.ndim), tensor.shape)
+    return tuple(out) if isinstance(index, tuple) or len(out) != 1 else out[0]
 
 
-def _bounds_report(dim, size):
+def _expand_ellipsis(items, ndim):
+    """An Ellipsis as the slices it stands for: NumPy takes one that stands for no dims as a separator
+    between integer arrays (which then move to the front), torch does not."""
+    if sum(i is Ellipsis for i in items) != 1:
+        return items  # (none, or several: NumPy's error)
+    at = next(k for k, i in enumerate(items) if i is Ellipsis)
+    takes = sum(0 if i is None or i is Ellipsis else i.ndim if is_mask(i) else 1 for i in items)
+    return items[:at] + [slice(None)] * max(ndim - takes, 0) + items[at + 1:]
+
+
+def _bounds_report(dim, size, negative=True):
+    """Raises for an index out of range of a dim of `size`; negative=False: below 0 too (gather's)."""
     def report(lo, hi):
-        if lo < -size or hi >= size:
+        if lo < (-size if negative else 0) or hi >= size:
             raise IndexError(f"index {hi if hi >= size else lo} is out of bounds for dim {dim} with size {size}")
     return report
 
 
 def _check_index_bounds(items, shape):
-    """Integer arrays out of range raise (CuPy would wrap them silently)."""
-    dim = 0
-    n_specified = sum(1 for i in items if i is not None and i is not Ellipsis
-                      and not (hasattr(i, "dtype") and i.dtype.kind == "b"))
-    for i in items:
+    """Too many indices raise, and so do ints out of range; integer arrays out of range too (CuPy would
+    wrap them silently) where the result has elements. torch reads and checks nothing for an empty
+    result (unless an array indexes a dim of size 0); NumPy checks all the same, so there the arrays
+    are replaced by zeros (returns the items)."""
+    takes = [0 if i is None or i is Ellipsis else i.ndim if is_mask(i) else 1 for i in items]
+    if sum(takes) > len(shape):
+        raise IndexError(f"too many indices for a tensor of shape {shape}")
+    arrays, kept, dim = [], [], 0  # arrays: (dim, array); kept: the sizes of the result's other dims
+    for i, k in zip(items, takes):
         if i is Ellipsis:
-            dim += len(shape) - n_specified
-            continue
-        if i is None:
-            continue
-        if dim >= len(shape):
-            raise IndexError(f"too many indices for a tensor of shape {shape}")
-        if hasattr(i, "dtype") and i.dtype.kind in "iu":
-            bounds.check(i, _bounds_report(dim, shape[dim]))
-        dim += i.ndim if hasattr(i, "dtype") and i.dtype.kind == "b" else 1
+            kept += shape[dim:dim + len(shape) - sum(takes)]
+            dim += len(shape) - sum(takes)
+        elif isinstance(i, int) and not -shape[dim] <= i < shape[dim]:
+            raise IndexError(f"index {i} is out of bounds for dim {dim} with size {shape[dim]}")
+        elif isinstance(i, slice):
+            kept.append(len(range(*i.indices(shape[dim]))))
+        elif hasattr(i, "dtype"):
+            arrays.append((dim, i))
+        dim += k
+    kept += shape[dim:]
+    integer = [(d, i) for d, i in arrays if i.dtype.kind in "iu"]
+    if not integer:
+        return items
+    nothing = _broadcasts_to_nothing([i for _, i in arrays])
+    if math.prod(kept) and not nothing:  # the result has elements: every index must be in range
+        for d, i in integer:
+            bounds.check(i, _bounds_report(d, shape[d]))
+        return items
+    if not nothing and any(shape[d] == 0 for d, _ in integer):  # (torch checks this one all the same)
+        raise IndexError(f"index is out of bounds for a dim of size 0 (shape {shape})")
+    xp = array_module(integer[0][1])
+    return tuple(xp.zeros_like(i) if hasattr(i, "dtype") and i.dtype.kind in "iu" else i for i in items)
+
+
+def _broadcasts_to_nothing(arrays):
+    """Whether integer arrays and masks (a mask counts as its number of Trues) broadcast to 0 elements."""
+    shapes = [(int(a.sum()),) if is_mask(a) else a.shape for a in arrays]
+    try:
+        return math.prod(np.broadcast_shapes(*shapes)) == 0
+    except ValueError:  # they do not broadcast: NumPy says so
+        return False

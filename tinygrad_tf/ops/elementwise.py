@@ -146,7 +146,9 @@ class Relu(Function):
         return self.out
 
     def backward(self, g):
-        return g * ~(self.out <= 0)  # torch's rule: 0 where out <= 0, so NaN passes the gradient on
+        # torch's rule: 0 where out <= 0, so NaN passes the gradient on; a select, not g times a 0/1
+        # mask, so that a NaN or inf gradient does not leak where the input was cut (nan * 0 = nan)
+        return array_module(g).where(self.out <= 0, g.dtype.type(0), g)
 
 
 class Gelu(Function):
@@ -199,7 +201,7 @@ class Clamp(Function):
         return out
 
     def backward(self, g):
-        return g * self.inside
+        return array_module(g).where(self.inside, g, g.dtype.type(0))  # a select: no nan * 0 = nan outside
 
 
 class Where(Function):

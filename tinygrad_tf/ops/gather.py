@@ -4,12 +4,15 @@ from ..function import Function
 
 
 class Gather(Function):
-    """out[..., j, ...] = a[..., index[..., j, ...], ...] along `dim` (index has a's ndim)."""
+    """out[..., j, ...] = a[..., index[..., j, ...], ...] along `dim` (index has a's ndim, and may be
+    smaller than a in the other dims: out has index's shape)."""
     reads = ()
 
     def forward(self, a, dim, index):
         self.shape, self.dim, self.index = a.shape, dim, index
-        return array_module(a).take_along_axis(a, index, axis=dim)
+        # only the corner of a that index covers in the other dims, as torch: take_along_axis would broadcast
+        corner = a[tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))]
+        return array_module(a).take_along_axis(corner, index, axis=dim)
 
     def backward(self, g):
         # Each picked value sends its gradient back to where it came from; an element picked

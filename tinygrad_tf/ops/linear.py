@@ -20,8 +20,8 @@ class Linear(Function):
         return y if self.relu_out is None else self.relu_out
 
     def backward(self, g):
-        if self.relu_out is not None:  # ReLU's backward (ops/elementwise.py): 0 where the output is <= 0
-            g = g * ~(self.relu_out <= 0)
+        if self.relu_out is not None:  # ReLU's backward (ops/elementwise.py): 0 where the output is <= 0, a select
+            g = array_module(g).where(self.relu_out <= 0, g.dtype.type(0), g)
         gx = g @ self.weight if self.needs_grad[0] else None
         # W and b are shared by every row of x: their gradients sum over all leading axes.
         g2, x2 = g.reshape(-1, g.shape[-1]), self.x.reshape(-1, self.x.shape[-1])

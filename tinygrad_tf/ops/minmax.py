@@ -3,6 +3,14 @@ from ..backend import array_module
 from ..function import Function
 
 
+def share(g, lost, tie):
+    """One side's gradient, as torch: 0 where it lost, g / 2 at a tie, else g (where it won, and where
+    either side is NaN). A select, not g times a 0/1 mask: a NaN or inf gradient must not reach the
+    side that lost (nan * 0 = nan)."""
+    xp = array_module(g)
+    return xp.where(lost, g.dtype.type(0), xp.where(tie, g * g.dtype.type(0.5), g))
+
+
 class Maximum(Function):
     """max(a, b) elementwise; where a == b each side gets half the gradient, as in torch."""
     reads = (0, 1)
@@ -12,8 +20,8 @@ class Maximum(Function):
         return array_module(a).maximum(a, b)
 
     def backward(self, g):
-        share = (self.a > self.b) + g.dtype.type(0.5) * (self.a == self.b)
-        return g * share, g * (1 - share)
+        tie = self.a == self.b
+        return share(g, self.a < self.b, tie), share(g, self.b < self.a, tie)
 
 
 class Minimum(Function):
@@ -25,5 +33,5 @@ class Minimum(Function):
         return array_module(a).minimum(a, b)
 
     def backward(self, g):
-        share = (self.a < self.b) + g.dtype.type(0.5) * (self.a == self.b)
-        return g * share, g * (1 - share)
+        tie = self.a == self.b
+        return share(g, self.a > self.b, tie), share(g, self.b > self.a, tie)

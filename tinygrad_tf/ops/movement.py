@@ -1,6 +1,7 @@
 """Ops that move data around: reshape, permute, expand, indexing, concatenation."""
 from ..backend import array_module, device_of, to_device
 from ..function import Function
+from .layout import is_mask, lay_out, torch_order
 
 
 class Reshape(Function):
@@ -50,19 +51,46 @@ def is_basic_index(index):
     return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in items)
 
 
+def split_ints(index):
+    """(select, rest): torch applies an index's ints first (select: a view), then its integer arrays and
+    masks (rest) to what is left. NumPy counts an int as one more integer array, which moves the arrays'
+    dims to the front when a slice lies between them: x[0, :, [0, 1]] is (3, 2) in torch, (2, 3) in
+    NumPy, and x[select][rest] in both. select is None where the two agree (no ints, or no arrays)."""
+    items = index if isinstance(index, tuple) else (index,)
+    if not (any(isinstance(i, int) for i in items) and any(hasattr(i, "dtype") for i in items)):
+        return None, index
+    select = tuple(i if isinstance(i, int) or i is Ellipsis else slice(None)
+                   for i in items if i is not None for _ in range(i.ndim if is_mask(i) else 1))
+    if Ellipsis not in select:  # (with one, ints on every dim give a 0-d view, not a NumPy scalar)
+        select += (Ellipsis,)
+    return select, tuple(i for i in items if not isinstance(i, int))
+
+
+def part(a, select):
+    """a[select], a view (a itself for None)."""
+    return a if select is None else a[select]
+
+
 class GetItem(Function):
+    """a[index] with torch's rules (split_ints; tensor.py makes the rest of the index NumPy's). An index
+    with integer arrays or masks makes a new array, laid out as torch lays it out (layout.py), or
+    C-contiguous (`contiguous`: index_select's), so that a view of it works where torch's does."""
     reads = ()
 
-    def forward(self, a, index):
-        self.shape, self.dtype, self.index = a.shape, a.dtype, index
-        return a[index]
+    def forward(self, a, index, contiguous=False):
+        self.shape, self.dtype = a.shape, a.dtype
+        self.select, self.index = split_ints(index)
+        out = part(a, self.select)[self.index]
+        if out.ndim < 2 or is_basic_index(index) or out.size == 0:  # (a view, or one way to lay it out)
+            return out
+        return lay_out(out, list(range(out.ndim)) if contiguous else torch_order(a, index, out))
 
     def backward(self, g):
         out = array_module(g).zeros(self.shape, self.dtype)
         if is_basic_index(self.index):
-            out[self.index] = g
+            part(out, self.select)[self.index] = g
         else:
-            scatter_add(out, self.index, g)
+            scatter_add(part(out, self.select), self.index, g)  # (into out, through the view)
         return out
 
 
@@ -84,18 +112,19 @@ class Cat(Function):
 
 class SetItem(Function):
     """a[index] = value, written into a itself: an in-place write recorded in the graph. Where the
-    write landed, the old values of a no longer matter (their gradient is 0) and value's count."""
+    write landed, the old values of a no longer matter (their gradient is 0) and value's count.
+    torch's rules for the index, as GetItem's."""
     reads = ()
 
     def forward(self, a, value, index):
-        a[index] = value
-        self.index = index
+        self.select, self.index = split_ints(index)
+        part(a, self.select)[self.index] = value
         return a
 
     def backward(self, g):
         ga = g.copy()
-        ga[self.index] = 0
-        return ga, g[self.index], None
+        part(ga, self.select)[self.index] = 0
+        return ga, part(g, self.select)[self.index], None
 
 
 class Clone(Function):

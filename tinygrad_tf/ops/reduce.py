@@ -90,14 +90,29 @@ class Var(Function):
         return 2 * self.diff * g / self.denom  # an array / 0: nan as torch, not ZeroDivisionError
 
 
+class Std(Var):
+    """The square root of Var. Where it is 0 its gradient is 0, as torch's (not g / 0 = inf, times
+    Var's a - mean = 0: nan)."""
+    reads, reads_output = (), True
+
+    def forward(self, a, axes, keepdim, unbiased):
+        self.out = array_module(a).sqrt(super().forward(a, axes, keepdim, unbiased))
+        return self.out
+
+    def backward(self, g):
+        xp, zero = array_module(g), self.out == 0
+        return super().backward(xp.where(zero, g.dtype.type(0), g / (2 * xp.where(zero, 1, self.out))))
+
+
 class Max(Function):
-    """max over dims. Ties: a full reduction shares the gradient evenly between
-    the maxima; max(dim) gives it to the index it returns (as PyTorch does)."""
+    """max() (over every dim) or max(dim). Ties: a full reduction shares the gradient evenly between
+    the maxima; max(dim) gives it to the index it returns (as PyTorch does). amax is Amax."""
     reads = ()
 
     def forward(self, a, axes, keepdim, index=None):
         axes = numpy_axes(a, axes)
-        check_nonempty("max", a.shape, None if index is None else axes)
+        # (a reduction over every dim has no dim to name)
+        check_nonempty("max", a.shape, None if index is None and len(axes) == a.ndim else axes)
         out = a.max(axis=axes, keepdims=True)
         if index is None or not axes:  # a full reduction (or max(0) of a 0-d tensor)
             # A NaN is the max (NumPy's max and torch's propagate it): its gradient goes to the NaNs, as torch.
@@ -114,7 +129,27 @@ class Max(Function):
         return out if keepdim else out.reshape([n for i, n in enumerate(a.shape) if i not in axes])
 
     def backward(self, g):
-        return self.mask * (g.reshape(self.keep_shape) / self.count)
+        # A select, not mask * g: a NaN or inf gradient must not reach the values not picked (nan * 0 = nan).
+        return array_module(g).where(self.mask, g.reshape(self.keep_shape) / self.count, g.dtype.type(0))
+
+
+class Amax(Function):
+    """amax over dims (amin is -amax(-a)). Ties share the gradient evenly. Its gradient is torch's
+    product g / count * (a == max), not Max's select: a NaN gradient spreads over the reduced values,
+    and so does a NaN among them (then none equals the max: g / 0 * 0), as in torch."""
+    reads = ()
+
+    def forward(self, a, axes, keepdim):
+        axes = numpy_axes(a, axes)
+        check_nonempty("amax", a.shape, None if len(axes) == a.ndim else axes)
+        out = a.max(axis=axes, keepdims=True)
+        self.mask = a == out
+        self.count = self.mask.sum(axis=axes, keepdims=True)
+        self.keep_shape = out.shape
+        return out if keepdim else out.reshape([n for i, n in enumerate(a.shape) if i not in axes])
+
+    def backward(self, g):
+        return g.reshape(self.keep_shape) / self.count * self.mask
 
 
 class Prod(Function):

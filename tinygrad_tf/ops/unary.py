@@ -138,4 +138,4 @@ class Round(Function):
         return getattr(array_module(a), {"round": "rint"}.get(how, how))(a)
 
     def backward(self, g):
-        return g * 0
+        return array_module(g).zeros_like(g)  # zeros, not g * 0: a NaN or inf gradient stops here, as torch

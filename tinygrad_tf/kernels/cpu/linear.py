@@ -27,7 +27,7 @@ class Linear(Function):
     def backward(self, g):
         g2 = g.reshape(-1, g.shape[-1])
         if self.relu_out is not None:
-            g2 = g2 * ~(self.relu_out <= 0)
+            g2 = np.where(self.relu_out <= 0, g2.dtype.type(0), g2)  # a select, as ops.elementwise.Relu: no nan * 0
         gx = (g2 @ self.weight).reshape(self.x_shape) if self.needs_grad[0] else None
         gw = g2.T @ self.x2 if self.needs_grad[1] else None
         gb = column_sum(g2) if self.needs_grad[2] else None
