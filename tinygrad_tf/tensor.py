@@ -77,7 +77,7 @@ def apply(op, *args, **kwargs):
     if not any(needs):
         return out
     fn.parents = tuple(a._grad_node() if isinstance(a, Tensor) else None for a in args)
-    fn.input_shapes = tuple(a.shape if isinstance(a, Tensor) else None for a in args)
+    fn.input_shapes = tuple(a.data.shape if isinstance(a, Tensor) else None for a in args)  # plain tuples: per op
     reads = op.reads_for(needs)
     fn.saved_versions = tuple((a._version, a._version[0]) for i, a in enumerate(args)
                               if isinstance(a, Tensor) and (reads is None or i in reads))
