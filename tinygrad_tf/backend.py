@@ -18,22 +18,52 @@ try:  # CuPy is an optional extra (pip install tinygrad_tf[cuda12] / [cuda13]).
 except ImportError:  # pragma: no cover - depends on the machine
     cupy = None
 
+try:  # bfloat16: NumPy and CuPy have none of their own; ml_dtypes' works with both (optional).
+    import ml_dtypes
+except ImportError:  # pragma: no cover - depends on the machine
+    ml_dtypes = None
+
 float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
 int32, int64, bool_ = np.dtype("int32"), np.dtype("int64"), np.dtype("bool")
+_BFLOAT16 = None if ml_dtypes is None else np.dtype(ml_dtypes.bfloat16)
 DTYPES = {"float16": float16, "float32": float32, "float64": float64,
-          "int32": int32, "int64": int64, "bool": bool_}
+          "int32": int32, "int64": int64, "bool": bool_, **({} if _BFLOAT16 is None else {"bfloat16": _BFLOAT16})}
+FLOAT_DTYPES = tuple(d for d in (float16, _BFLOAT16, float32, float64) if d is not None)
+
+
+def bfloat16():
+    """The bfloat16 dtype (ml_dtypes'), or a clear error where ml_dtypes is not installed."""
+    if _BFLOAT16 is None:
+        raise ModuleNotFoundError("bfloat16 needs the ml_dtypes package (NumPy and CuPy have no bfloat16 of "
+                                  "their own): pip install ml_dtypes, or install tinygrad_tf[cuda12]/[cuda13]")
+    return _BFLOAT16
+
+
+def bfloat16_or_none():
+    return _BFLOAT16
+
+
+def is_floating(dtype):
+    """float16, bfloat16, float32, float64 (bfloat16's NumPy kind is 'V', so .kind == 'f' misses it)."""
+    return dtype.kind == "f" or (_BFLOAT16 is not None and dtype == _BFLOAT16)
 
 
 def _category(dtype):
     """0 for bool, 1 for integers, 2 for floating point: what torch's promotion compares first."""
-    return 2 if dtype.kind == "f" else 1 if dtype.kind in "iu" else 0
+    return 2 if is_floating(dtype) else 1 if dtype.kind in "iu" else 0
+
+
+def promote_floats(floats):
+    """The widest of some float dtypes; float16 with bfloat16 gives float32, as in torch."""
+    widest = max(floats, key=lambda d: d.itemsize)
+    return float32 if widest.itemsize == 2 and len(set(floats)) > 1 else widest
 
 
 def _promote(dtypes):
     """The common dtype of tensors of one priority: the widest float if any, else the ints' type."""
-    floats = [d for d in dtypes if d.kind == "f"]
+    floats = [d for d in dtypes if is_floating(d)]
     if floats:
-        return max(floats, key=lambda d: d.itemsize)
+        return promote_floats(floats)
     ints = [d for d in dtypes if d.kind in "iu"]
     return np.result_type(*ints) if ints else bool_
 
@@ -99,6 +129,8 @@ def parse_dtype(dtype):
         return None
     if isinstance(dtype, str) and dtype in DTYPES:
         return DTYPES[dtype]
+    if dtype == "bfloat16" or getattr(dtype, "__name__", None) == "bfloat16":
+        return bfloat16()  # asked for by name where ml_dtypes is missing: say what to install
     try:
         dt = np.dtype(dtype)
     except TypeError:

@@ -146,7 +146,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     to 1), as torch.multinomial. With replacement: by the inverse of each row's CDF. Without: the
     num_samples categories whose exponential clocks -log(u) / p ring first, which draws them in
     the same law as taking one at a time and removing it."""
-    if input.ndim not in (1, 2) or input.dtype.kind != "f":
+    if input.ndim not in (1, 2) or not backend.is_floating(input.dtype):
         raise ValueError(f"multinomial expects a 1-D or 2-D float tensor of weights, got {input.dtype} {input.shape}")
     xp = backend.array_module(input.data)
     p = input.data.reshape(-1, input.shape[-1])

@@ -7,6 +7,7 @@ here. A fused op (kernels/) runs when its switch is on (tg.kernels.select) and i
 op (ops/) runs. `tg.kernels.select("none")` thus runs any model on textbook ops only.
 """
 from . import kernels
+from .kernels.cpu import bfloat16
 from .kernels.cpu import attention as cpu_attention, embedding as cpu_embedding, layer_norm as cpu_layer_norm, \
     linear as cpu_linear
 from .kernels.cuda import add, attention, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
@@ -24,7 +25,7 @@ def choose(op, args, kwargs):
     for fused in TWINS.get(op, ()):
         if kernels.enabled(fused.name) and fused.supports(*args, **kwargs):
             return fused
-    return op
+    return bfloat16.in_float32(op) if bfloat16.takes(op, args) else op  # NumPy's bfloat16: see its module
 
 
 def run(op, *args, **kwargs):

@@ -30,7 +30,7 @@ def _output_weights(fn, inputs, seed):
     rng = np.random.default_rng([seed, 0x6772])  # its own stream, never the one tg.manual_seed(seed) gives
     ws = []
     for o in outs:
-        if not isinstance(o, Tensor) or o.dtype.kind != "f":
+        if not isinstance(o, Tensor) or not backend.is_floating(o.dtype):
             raise TypeError(f"gradcheck: fn must return float tensors, got {type(o).__name__}"
                             f"{'' if not isinstance(o, Tensor) else ' of dtype ' + str(o.dtype)}")
         ws.append(backend.to_device(rng.standard_normal(o.shape), o.device).astype(o.dtype))

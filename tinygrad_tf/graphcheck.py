@@ -184,7 +184,7 @@ def _is_array(a):
 
 def _float64(a):
     """Float arrays as float64 arrays; numpy float scalars (what a full reduction gives) too."""
-    if (_is_array(a) or isinstance(a, np.floating)) and a.dtype.kind == "f":
+    if (_is_array(a) or isinstance(a, np.floating)) and backend.is_floating(a.dtype):
         return backend.array_module(a).asarray(a, dtype=np.float64)
     return a
 

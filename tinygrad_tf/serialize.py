@@ -92,8 +92,10 @@ def _encode(obj, where, arrays, seen, depth=0):
             if array.dtype.hasobject:
                 raise TypeError(f"cannot save {where}: arrays of Python objects would need pickle")
             seen[id(obj)] = f"arrays/{len(arrays)}.npy"
-            arrays[seen[id(obj)]] = array
-        return {tag: seen[id(obj)]}
+            # .npy knows no bfloat16 (it would write raw 2-byte voids): its bits go as uint16, tagged
+            arrays[seen[id(obj)]] = array.view(np.uint16) if array.dtype == backend.bfloat16_or_none() else array
+        node = {tag: seen[id(obj)]}
+        return {"bfloat16": node} if obj.dtype == backend.bfloat16_or_none() else node
     raise TypeError(f"cannot save {where}: unsupported type {type(obj).__module__}."
                     f"{type(obj).__qualname__} (supported: {SUPPORTED})")
 
@@ -295,6 +297,15 @@ def _read_array(zf, tag, name):
     return array if tag == "ndarray" else Tensor._wrap(array)
 
 
+def _read_bfloat16(zf, tag, name):
+    """A bfloat16 array (or Tensor), stored as its uint16 bits."""
+    bits = _read_array(zf, "ndarray", name)
+    if bits.dtype != np.uint16:
+        raise ValueError(f"member {name!r} is tagged bfloat16 but holds {bits.dtype}, expected its uint16 bits")
+    array = bits.view(backend.bfloat16())
+    return array if tag == "ndarray" else Tensor._wrap(array)
+
+
 def _decode(node, zf, loaded, depth=0):
     """Inverse of _encode; anything it does not recognise is a corrupt file, never guessed at."""
     if node is None or type(node) in (bool, int, float, str):
@@ -314,6 +325,12 @@ def _decode(node, zf, loaded, depth=0):
             if (tag, value) not in loaded:
                 loaded[tag, value] = _read_array(zf, tag, value)
             return loaded[tag, value]
+        if tag == "bfloat16" and type(value) is dict and len(value) == 1:
+            (inner, name), = value.items()
+            if inner in ("tensor", "ndarray") and type(name) is str:
+                if (tag, inner, name) not in loaded:
+                    loaded[tag, inner, name] = _read_bfloat16(zf, inner, name)
+                return loaded[tag, inner, name]
     raise ValueError(f"malformed node in {TREE_MEMBER}: {json.dumps(node)[:100]}")
 
 
@@ -358,7 +375,7 @@ def load(path, device="cpu", *, map_location=None, weights_only=True):
         # RuntimeError: a zip feature we do not read; EOFError: a member cut short.
         except (ValueError, KeyError, EOFError, OSError, RuntimeError, zipfile.BadZipFile) as e:
             raise CheckpointError(f"cannot load {path!r}: {_reason(e)}") from e
-    for (tag, _), value in loaded.items():  # only now touch the device, so its errors stay its own
-        if tag == "tensor":
+    for value in loaded.values():  # only now touch the device, so its errors stay its own
+        if isinstance(value, Tensor):
             value.data = backend.to_device(value.data, device)
     return obj

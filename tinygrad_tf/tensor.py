@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from . import autograd, backend, bounds, dispatch, return_types
+from . import autocast_mode, autograd, backend, bounds, dispatch, return_types
 from .backend import array_module, device_of, parse_device, parse_dtype
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .ops import cumsum, elementwise as E, gather, matmul as M, minmax, movement as V, reduce as R, \
@@ -20,7 +20,7 @@ from .ops import cumsum, elementwise as E, gather, matmul as M, minmax, movement
 from .ops.layout import is_mask
 from .ops.reduce import normalize_dims
 
-FLOAT_DTYPES = (backend.float16, backend.float32, backend.float64)
+FLOAT_DTYPES = backend.FLOAT_DTYPES
 
 
 def as_array(data, dtype=None, device=None):
@@ -41,7 +41,7 @@ def as_array(data, dtype=None, device=None):
     if dtype is None and arr.dtype not in backend.DTYPES.values():
         if arr.dtype.kind in "iu" and arr.dtype != np.uint64:
             dtype = backend.int64
-        elif arr.dtype.kind == "f":
+        elif arr.dtype.kind == "f":  # float16 and bfloat16 arrays are kept (DTYPES above)
             dtype = backend.float32
         else:
             raise TypeError(f"cannot make a tensor of dtype {arr.dtype}: expected numbers or bools")
@@ -58,6 +58,9 @@ _observer = contextvars.ContextVar("tinygrad_tf_op_observer", default=None)
 def apply(op, *args, **kwargs):
     """Run textbook op `op` (a Function class), or the fused twin dispatch picks for these
     arguments, on tensors and constants; record the node when a gradient is needed."""
+    region = autocast_mode.active()
+    if region is not None:
+        args = _autocast(region, op, args)
     raw = [a.data if isinstance(a, Tensor) else a for a in args]
     fn = dispatch.choose(op, raw, kwargs)()
     record = is_grad_enabled()
@@ -86,6 +89,46 @@ def apply(op, *args, **kwargs):
     if observer is not None:
         observer.after(fn, out)
     return out
+
+
+def _autocast(region, op, args):
+    """`args` with their float tensors cast to the dtype autocast runs `op` in (autocast_mode.py)."""
+    target = region.target(op, [(a.dtype, a.device) for a in args if isinstance(a, Tensor)])
+    if target is None:
+        return args
+    return tuple(_cast(region, a, target) if isinstance(a, Tensor) and autocast_mode.castable(a.dtype) else a
+                 for a in args)
+
+
+def _cast(region, t, dtype):
+    """t in `dtype` through a Cast node; a weight's cast (a leaf that needs a gradient) is kept in
+    the region's cache while it is unchanged, so each weight is cast once per forward."""
+    if t.dtype == dtype:
+        return t
+    if region.cache is None or not (t._requires_grad and t._ctx is None and is_grad_enabled()):
+        return apply(V.Cast, t, dtype)
+    key, version = (id(t), dtype), t._version[0]
+    hit = region.cache.get(key)
+    if hit is None or hit[0] is not t or hit[1] != version:
+        hit = region.cache[key] = (t, version, apply(V.Cast, t, dtype))
+    return hit[2]
+
+
+def autocast_args(op, *args):
+    """`args` cast as apply will cast them for `op` under autocast: for the functions that check
+    their operands' dtypes before they apply an op (torch casts first, then checks)."""
+    region = autocast_mode.active()
+    return args if region is None else _autocast(region, op, args)
+
+
+def autocast_float32(*tensors):
+    """The tensors in float32 where autocast is on for their device: for the losses that torch's
+    autocast runs in float32 but that are composed of several ops here (mse_loss, l1_loss, ...)."""
+    region = autocast_mode.active()
+    if region is None:
+        return tensors
+    return tuple(_cast(region, t, backend.float32) if isinstance(t, Tensor) and autocast_mode.castable(t.dtype)
+                 and region.dtypes.get("cpu" if t.device == "cpu" else "cuda") is not None else t for t in tensors)
 
 
 def _storage(array):
@@ -454,6 +497,9 @@ class Tensor:
     def half(self):
         return self.to(backend.float16)
 
+    def bfloat16(self):
+        return self.to(backend.bfloat16())
+
     def long(self):
         return self.to(backend.int64)
 
@@ -507,10 +553,10 @@ class Tensor:
         other = self._operand(other)
         a, b = (other, self) if reverse else (self, other)
         same = (isinstance(other, Tensor) and other.dtype == self.dtype) or (
-            isinstance(other, float) and self.dtype.kind == "f") or (
-            isinstance(other, int) and not isinstance(other, bool) and self.dtype.kind in "fiu")
+            isinstance(other, float) and backend.is_floating(self.dtype)) or (
+            isinstance(other, int) and not isinstance(other, bool) and backend._category(self.dtype) > 0)
         dtype = self.dtype if same else backend.result_type(*(x.data if isinstance(x, Tensor) else x for x in (a, b)))
-        if true_division and dtype.kind != "f":
+        if true_division and not backend.is_floating(dtype):
             dtype = backend.float32  # integers divide into the default float dtype, as torch
         a, b = (x.to(dtype) if isinstance(x, Tensor) and x.dtype != dtype else x for x in (a, b))
         return apply(op, a, b)
@@ -552,7 +598,7 @@ class Tensor:
     def __rxor__(self, o): return self._bitwise(o, "bitwise_xor", reverse=True)
 
     def __invert__(self):
-        if self.dtype.kind == "f":
+        if backend.is_floating(self.dtype):
             raise TypeError(f"~ is for bool and integer tensors, got dtype {self.dtype}")
         return Tensor._wrap(~self.data)
 
@@ -956,20 +1002,21 @@ class Tensor:
             raise RuntimeError(f"expected both tensors on the same device, got {self.device} and {other.device}")
         if self.ndim == 0 or other.ndim == 0:
             raise ValueError("matmul needs tensors with at least one dimension; use * for scalars")
-        if self.dtype != other.dtype:  # torch does not promote here either
-            raise RuntimeError(f"matmul expects both operands to have the same dtype, got {self.dtype} and "
-                               f"{other.dtype}")
-        k_a = self.shape[-1]
-        k_b = other.shape[-2] if other.ndim > 1 else other.shape[0]
+        a, b = autocast_args(M.MatMul, self, other)
+        if a.dtype != b.dtype:  # torch does not promote here either
+            raise RuntimeError(f"matmul expects both operands to have the same dtype, got {a.dtype} and "
+                               f"{b.dtype}")
+        k_a = a.shape[-1]
+        k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
         batch_ok = True
         try:
-            np.broadcast_shapes(self.shape[:-2], other.shape[:-2])
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         except ValueError:
             batch_ok = False
         if k_a != k_b or not batch_ok:
-            raise ValueError(f"matmul shapes {self.shape} and {other.shape} are not compatible "
+            raise ValueError(f"matmul shapes {a.shape} and {b.shape} are not compatible "
                              f"(inner sizes {k_a} vs {k_b}; batch dims must broadcast)")
-        return apply(M.MatMul, self, other)
+        return apply(M.MatMul, a, b)
 
     def softmax(self, dim):
         return apply(S.Softmax, self, _one_dim(dim, self.ndim, "softmax"))

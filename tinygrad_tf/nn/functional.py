@@ -12,11 +12,11 @@ from ..ops.dropout import Dropout
 from ..ops.embedding import Embedding
 from ..ops.layer_norm import LayerNorm
 from ..ops.linear import Linear
-from ..tensor import Tensor, apply
+from ..tensor import Tensor, apply, autocast_args, autocast_float32
 
 
 def _check_float(x, name):
-    if x.dtype.kind != "f":
+    if not backend.is_floating(x.dtype):
         raise TypeError(f"{name} expects a floating-point tensor, got dtype {x.dtype}")
 
 
@@ -30,6 +30,7 @@ def linear(input, weight, bias=None, activation=None):
                          f"but weight expects {weight.shape[-1]} (shape {weight.shape})")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias shape {bias.shape}, expected ({weight.shape[0]},)")
+    input, weight, bias = autocast_args(Linear, input, weight, bias)
     if {input.dtype, weight.dtype, input.dtype if bias is None else bias.dtype} != {input.dtype}:
         raise RuntimeError(f"linear expects input, weight and bias of the same dtype, got {input.dtype}, "
                            f"{weight.dtype} and {None if bias is None else bias.dtype}")
@@ -76,12 +77,14 @@ def _reduce(loss, reduction):
 def mse_loss(input, target, reduction="mean"):
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    input, target = autocast_float32(input, target)  # torch's autocast runs it in float32
     return _reduce((input - target).square(), reduction)
 
 
 def l1_loss(input, target, reduction="mean"):
     if input.shape != target.shape:
         raise ValueError(f"l1_loss: input shape {input.shape} and target shape {target.shape} differ")
+    input, target = autocast_float32(input, target)  # torch's autocast runs it in float32
     return _reduce((input - target).abs(), reduction)
 
 
@@ -90,6 +93,7 @@ def nll_loss(input, target, reduction="mean"):
     _check_int_index(target, "nll_loss target")
     if input.ndim != 2 or target.shape != input.shape[:1]:
         raise ValueError(f"nll_loss expects input (N, C) and target (N,), got {input.shape} and {target.shape}")
+    input, = autocast_float32(input)  # torch's autocast runs it in float32
     return _reduce(-input.gather(1, target.unsqueeze(1)).squeeze(1), reduction)
 
 

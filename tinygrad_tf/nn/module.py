@@ -302,13 +302,13 @@ class Module:
                 dtype = a
         device = None if device is None else parse_device(device)
         dtype = parse_dtype(dtype)
-        if dtype is not None and dtype.kind != "f":
+        if dtype is not None and not backend.is_floating(dtype):
             raise TypeError(f"Module.to only accepts floating-point dtypes, got {dtype}")
 
         def convert(array):
             if device is not None:
                 array = backend.to_device(array, device)
-            if dtype is not None and array.dtype.kind == "f":
+            if dtype is not None and backend.is_floating(array.dtype):
                 array = array.astype(dtype, copy=False)
             return array
 

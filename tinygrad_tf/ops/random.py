@@ -20,10 +20,14 @@ def uniform(seed, shape, dtype, xp=np):
     z = (z ^ (z >> u64(27))) * u64(MIX2)
     z = z ^ (z >> u64(31))
     dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"uniform draws float32 or float64, got {dtype}")
     bits, step = (40, 2.0 ** -24) if dtype == np.float32 else (11, 2.0 ** -53)
     return ((z >> u64(bits)).astype(dtype) * dtype.type(step)).reshape(shape)
 
 
 def dropout_scale(seed, shape, p, dtype, xp=np):
-    """What each element is multiplied by in dropout: 1 / (1 - p) where u >= p (kept), else 0."""
-    return (uniform(seed, shape, dtype, xp) >= p) * np.dtype(dtype).type(1 / (1 - p))
+    """What each element is multiplied by in dropout: 1 / (1 - p) where u >= p (kept), else 0.
+    16-bit dtypes draw float32 uniforms: their own 8 or 11 bits would make p coarse."""
+    draw = np.dtype(np.float64 if np.dtype(dtype) == np.float64 else np.float32)
+    return ((uniform(seed, shape, draw, xp) >= p) * draw.type(1 / (1 - p))).astype(dtype, copy=False)
