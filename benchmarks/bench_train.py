@@ -8,7 +8,10 @@
 Rows: ours (tinygrad_tf GPT + AdamW), ours_graph (GPU: the same step's forward and
 backward captured once as a CUDA graph and replayed, tg.cuda.CUDAGraph), torch_lecture (Karpathy's per-head modules),
 torch_sdpa (batched heads, F.scaled_dot_product_attention) and, with --compile on a GPU,
-torch_compile (torch.compile of torch_sdpa). Every row trains from the same initial
+torch_compile (torch.compile of torch_sdpa). On the CPU, with numba installed, ours comes
+twice: "ours" on the Numba kernels and "ours:-numba" on the NumPy path (kernels "-numba"),
+each in its own process (its first steps, in warmup_s, load or compile the kernels).
+Every row trains from the same initial
 weights on the same batches (random tokens unless --data is given), so the loss before
 the first step must agree across rows (printed as loss0, in eval mode).
 
@@ -25,6 +28,9 @@ Writes JSON to benchmarks/results/<device>-<preset>-<precision>.json (or --out) 
 prints a table last.
 """
 import argparse
+import contextlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -47,7 +53,7 @@ PRESETS = {
 VOCAB = 65
 LR = 3e-4
 # Dense peak FLOP/s of an H100 SXM (the H200 has the same compute): the number MFU divides by.
-PEAK_TFLOPS = {"float32": 67.0, "tf32": 495.0, "float64": 34.0}
+PEAK_TFLOPS = {"float32": 67.0, "tf32": 495.0, "float64": 34.0, "bf16": 989.0}
 ROWS = ("ours", "ours_graph", "torch_lecture", "torch_sdpa", "torch_compile")
 
 
@@ -59,6 +65,8 @@ def parse_args(argv=None):
                    help="model size (default: seed on cuda, cpu on cpu)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--tf32", action="store_true", help="TF32 GEMMs (CUPY_TF32=1; torch allow_tf32)")
+    p.add_argument("--amp", choices=["bfloat16"], default=None,
+                   help="mixed precision: float32 weights, each side's forward under its autocast(device, dtype)")
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 50 cuda, 30 cpu)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 10 cuda, 5 cpu)")
     p.add_argument("--rows", default="torch_sdpa,torch_lecture,ours",
@@ -67,22 +75,22 @@ def parse_args(argv=None):
     p.add_argument("--repeat", type=int, default=1,
                    help="run the rows in turn this many times (A B A B ...) and pool each row's steps: "
                         "host noise that comes and goes then falls on every row alike")
-    p.add_argument("--ours-variants", default="all",
+    p.add_argument("--ours-variants", default=None,
                    help="comma list of kernel sets, one 'ours' row each: all, none (textbook ops only), "
                         "NAME (only that fused kernel) or -NAME (all but NAME), NAME from "
-                        "tinygrad_tf.kernels.NAMES")
+                        "tinygrad_tf.kernels.NAMES (default: all,-numba on a CPU with numba installed, else all)")
     p.add_argument("--ablate", action="store_true",
                    help="--ours-variants all,none and -NAME for every NAME in tinygrad_tf.kernels.NAMES")
     p.add_argument("--profile", action="store_true",
                    help="GPU: also list where a step's GPU time goes (torch.profiler/CUPTI sees CuPy's "
-                        "kernels too) for ours (all kernels) and torch_sdpa")
+                        "kernels too) for ours (all kernels) and torch_sdpa; CPU: cProfile of ours' steps")
     p.add_argument("--data", default=None, help="tinyshakespeare.txt to sample batches from "
                                                 "(default: random tokens)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--peak-tflops", type=float, default=None, help="peak for MFU (default: H100 table)")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for both sides (torch.set_num_threads, OMP/OpenBLAS/MKL for NumPy; "
-                        "applies to the per-row subprocesses)")
+                   help="CPU threads for both sides (torch.set_num_threads; tg.set_num_threads, and "
+                        "OMP/OpenBLAS/MKL for NumPy; applies to the per-row subprocesses)")
     p.add_argument("--isolate", choices=["auto", "yes", "no"], default="auto",
                    help="run each row in its own subprocess (auto: yes on cpu, for peak RSS)")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/...)")
@@ -94,7 +102,9 @@ def parse_args(argv=None):
     args.preset = args.preset or ("seed" if args.device == "cuda" else "cpu")
     args.steps = args.steps or (50 if args.device == "cuda" else 30)
     args.warmup = args.warmup if args.warmup is not None else (10 if args.device == "cuda" else 5)
-    args.precision = "tf32" if args.tf32 else {"float32": "fp32", "float64": "fp64"}[args.dtype]
+    args.precision = "bf16" if args.amp else "tf32" if args.tf32 else {"float32": "fp32", "float64": "fp64"}[args.dtype]
+    if args.amp and args.dtype != "float32":
+        p.error("--amp keeps float32 weights: leave --dtype at float32")
     rows = [r for r in args.rows.split(",") if r]
     if args.compile and "torch_compile" not in rows:
         rows.append("torch_compile")
@@ -107,6 +117,9 @@ def parse_args(argv=None):
 
 def ours_variants(args):
     """Kernel sets for the 'ours' rows (imports tinygrad_tf, so only after CUPY_TF32 is set)."""
+    if args.ours_variants is None and not args.ablate:  # on a CPU with numba: ours on the Numba kernels, and on NumPy alone
+        numba = args.device == "cpu" and importlib.util.find_spec("numba") is not None
+        return ["all", "-numba"] if numba else ["all"]
     if not args.ablate:
         return [v for v in args.ours_variants.split(",") if v]
     from tinygrad_tf import kernels
@@ -149,11 +162,13 @@ def flops_per_step(cfg, weights):
 
 
 # --- our engine -------------------------------------------------------------------------
-def make_step(forward, opt, batches):
-    """One training step on batch i (cycling): the same code for both frameworks."""
+def make_step(forward, opt, batches, autocast=contextlib.nullcontext):
+    """One training step on batch i (cycling): the same code for both frameworks; the forward
+    inside `autocast()` (the library's autocast, with --amp)."""
     def step(i):
         x, y = batches[i % len(batches)]
-        _, loss = forward(x, y)
+        with autocast():
+            _, loss = forward(x, y)
         opt.zero_grad()  # set_to_none=True, the default of both
         loss.backward()
         opt.step()
@@ -161,7 +176,14 @@ def make_step(forward, opt, batches):
     return step
 
 
-def make_graph_step(model, opt, batches):
+def autocast_for(lib, args):
+    """A function giving `lib`'s autocast context for --amp (tg or torch), else a null context."""
+    if not args.amp:
+        return contextlib.nullcontext
+    return lambda: lib.autocast(args.device, dtype=getattr(lib, args.amp))
+
+
+def make_graph_step(model, opt, batches, autocast=contextlib.nullcontext):
     """make_step's step, replayed from a CUDA graph (tg.cuda.CUDAGraph): the first call is an
     eager step and the capture; later calls copy the batch into the captured inputs, replay
     (loss and grads) and step the optimizer eagerly."""
@@ -172,11 +194,12 @@ def make_graph_step(model, opt, batches):
         bx, by = batches[i % len(batches)]
         if not held:
             x, y = (tg.tensor(t.numpy(), device=t.device) for t in (bx, by))  # the graph's own inputs
-            loss = make_step(model, opt, [(x, y)])(0)  # warm-up: compiles, times GEMM algorithms
+            loss = make_step(model, opt, [(x, y)], autocast)(0)  # warm-up: compiles, times GEMM algorithms
             opt.zero_grad()
             held.update(graph=tg.cuda.CUDAGraph(), x=x, y=y)
             with tg.cuda.graph(held["graph"]):
-                _, held["loss"] = model(x, y)
+                with autocast():
+                    _, held["loss"] = model(x, y)
                 held["loss"].backward()
             return loss
         held["x"].copy_(bx)
@@ -200,6 +223,8 @@ def _run_ours(args, cfg, batches, weights, vocab, graph):
     from tinygrad_tf import optim
     from tinygrad_tf.models.gpt import GPT, GPTConfig
     dev = "cuda" if args.device == "cuda" else "cpu"
+    if dev == "cpu" and args.threads:
+        tg.set_num_threads(args.threads)  # numba's threads and BLAS's
     tg.manual_seed(args.seed)
     model = GPT(GPTConfig(vocab_size=vocab, block_size=cfg["block_size"], n_layer=cfg["n_layer"],
                           n_head=cfg["n_head"], n_embd=cfg["n_embd"], dropout=cfg["dropout"]))
@@ -216,7 +241,7 @@ def _run_ours(args, cfg, batches, weights, vocab, graph):
     else:
         sync = lambda: None  # noqa: E731
 
-    step = (make_graph_step if graph else make_step)(model, opt, data)
+    step = (make_graph_step if graph else make_step)(model, opt, data, autocast_for(tg, args))
     model.eval()
     with tg.no_grad():
         loss0 = model(*data[0])[1].item()
@@ -236,6 +261,8 @@ def _run_ours(args, cfg, batches, weights, vocab, graph):
             row["profile"]["batch1_ms"] = statistics.median(_time_steps(one, sync, 20, 3)[0]) * 1e3
             row["profile"]["qkv_gemm_ms"] = gemm_probe(cfg)
             row["profile"]["host"] = host_profile(one, sync)
+    elif args.profile:
+        row["profile"] = dict(host=host_profile(step, sync, n=20))
     return row
 
 
@@ -357,7 +384,7 @@ def run_torch(args, cfg, batches, weights, vocab, kind):
         fwd = torch.compile(model)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
-    step = make_step(fwd, opt, data)
+    step = make_step(fwd, opt, data, autocast_for(torch, args))
     model.eval()
     with torch.no_grad():
         loss0 = model(*data[0])[1].item()
@@ -453,6 +480,7 @@ def versions(args):
         out["torch"] = torch.__version__
     except ImportError:
         out["torch"] = None
+    out["numba"] = importlib.metadata.version("numba") if importlib.util.find_spec("numba") else None
     if args.device == "cuda":
         import cupy
         out["cupy"] = cupy.__version__
@@ -518,7 +546,7 @@ def main(argv=None):
     peak = args.peak_tflops
     info = versions(args)
     if peak is None and args.device == "cuda" and any(g in info["device_name"] for g in ("H100", "H200")):
-        peak = PEAK_TFLOPS["tf32" if args.tf32 else args.dtype]
+        peak = PEAK_TFLOPS["bf16" if args.amp else "tf32" if args.tf32 else args.dtype]
     tokens = cfg["batch_size"] * cfg["block_size"]
     for row in rows:
         if "ms_median" in row:
@@ -531,7 +559,7 @@ def main(argv=None):
                 row[key] = row["ms_median"] / by_name[ref]["ms_median"]
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "device": args.device, "precision": args.precision, "dtype": args.dtype, "preset": args.preset,
+        "device": args.device, "precision": args.precision, "dtype": args.dtype, "amp": args.amp, "preset": args.preset,
         "config": {**cfg, "vocab_size": vocab, "lr": LR, "optimizer": "AdamW(weight_decay=0.01)"},
         "steps": args.steps, "warmup": args.warmup, "repeat": args.repeat, "threads": args.threads,
         "keep_freed_memory": keep_freed_memory,
@@ -557,7 +585,10 @@ def main(argv=None):
 def print_table(result, out):
     for r in result["rows"]:  # profiles first, so that the table is what prints last
         prof = r.get("profile")
-        if prof:
+        if prof and "gpu_busy_ms_per_step" not in prof:  # the CPU's: cProfile of the step
+            print(f"profile {r['name']} (cProfile of {r['ms_median']:.1f} ms steps), ms per step by own time: " +
+                  ", ".join(f"{h['fn']} {h['tot_ms']:.2f}" for h in prof["host"]["by_tottime"][:14]))
+        elif prof:
             groups = ", ".join(f"{k} {v:.1f}" for k, v in sorted(prof["by_group_ms"].items(), key=lambda kv: -kv[1]))
             print(f"profile {r['name']}: GPU busy {prof['gpu_busy_ms_per_step']:.1f} of {r['ms_median']:.1f} ms, "
                   f"{prof['launches_per_step']:.0f} launches, batch-1 step (~host overhead) "

@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 try:  # NumPy (and CuPy) take a moment to import: Ctrl-C meanwhile is one line too, not a traceback
+    import numpy as np
     from tqdm import tqdm
 
     import tinygrad_tf as tg
@@ -79,7 +80,7 @@ def main(argv=None):
             tg.backend.keep_freed_memory()  # freed NumPy temporaries stay in the heap: CPU steps ~30% shorter
         run = start_run(args, tokenizer, splits, build_model(args, tokenizer, state, source), state)
         tg.manual_seed(args.seed)  # the captured dropout seeds: the same in a fresh and a resumed run
-        train_step = make_train_step(run.model, run.optimizer, args)
+        train_step = make_train_step(run.model, run.optimizer, args, run.scaler)
         clock = TrainingClock(run.elapsed, args.batch_size * world_size() * args.block_size)  # every rank's tokens
         bar = progress_bar(args, run.start)
         with stop_signals_set_flag(args.device) as stop_requested:
@@ -107,8 +108,11 @@ def main(argv=None):
                 set_learning_rate(run.optimizer, it, args)
                 loss = train_step(*run.sampler.sample())  # forward and backward (and the ranks' average)
                 if args.grad_clip > 0:
+                    run.scaler.unscale_(run.optimizer)  # float16: clip the true gradients
                     tg.nn.utils.clip_grad_norm_(run.model.parameters(), args.grad_clip)
-                run.optimizer.step()
+                run.scaler.step(run.optimizer)  # float16: skipped (on the GPU) when a gradient overflowed
+                run.count_skipped()
+                run.scaler.update()
                 clock.step()
                 show_progress(bar, it, loss, clock)
         bar.close()
@@ -129,8 +133,10 @@ def make_parser():
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto: cuda when a GPU is usable; "
                                                     "under the launcher cuda is each process's own GPU, "
                                                     "cuda:LOCAL_RANK (default: %(default)s)")
-    p.add_argument("--dtype", choices=["float32", "float64"],
-                   help=f"dtype of the weights and activations (default: {DEFAULTS['dtype']})")
+    p.add_argument("--dtype", choices=["float32", "float64", "bfloat16", "float16"],
+                   help=f"dtype of the weights and activations (default: {DEFAULTS['dtype']}); bfloat16 and "
+                        f"float16 train in mixed precision: float32 weights, the forward under tg.autocast, "
+                        f"and float16's loss scaled by a tg.amp.GradScaler")
     p.add_argument("--tf32", action="store_true", help="GPU: TF32 matrix products (faster, ~10 bits of mantissa)")
     p.add_argument("--out-dir", default="out/shakespeare",
                    help="checkpoints, log.jsonl and the loss plot go here (default: %(default)s)")
@@ -408,7 +414,7 @@ def build_model(args, tokenizer, state, source):
     with the checkpoint's weights when there is one."""
     config = GPTConfig(vocab_size=tokenizer.vocab_size, **{key: getattr(args, key) for key in MODEL_FLAGS})
     tg.manual_seed(args.seed)
-    model = GPT(config).to(args.device, getattr(tg, args.dtype))
+    model = GPT(config).to(args.device, tg.float32 if mixed_precision(args) else getattr(tg, args.dtype))
     n = world_size()
     ranks = f"; {n} process{'es' if n > 1 else ''}: global batch {n} x {args.batch_size} = {n * args.batch_size}" \
         if dist.is_initialized() and not args.sample_only else ""
@@ -459,6 +465,14 @@ class Run:
     elapsed: float = 0.0  # seconds spent training before it, evaluations excluded
     best_val: float = float("inf")
     evaluated: bool = False  # iteration `start` was evaluated and logged before the checkpoint
+    scaler: object = None  # tg.amp.GradScaler: float16's loss scale (a pass-through otherwise)
+    skipped: object = None  # float16: steps skipped for an overflow, counted on the device (0-d array)
+
+    def count_skipped(self):
+        """Add this step's overflow flag to `skipped`, on the device (no read back per step)."""
+        found = self.scaler.found_inf(self.optimizer)
+        if found is not None:
+            self.skipped += found
 
     @property
     def raw_model(self):
@@ -473,7 +487,9 @@ def start_run(args, tokenizer, splits, model, state):
     optimizer = optim.AdamW(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2),
                             weight_decay=args.weight_decay)
     sampler = RankBatches(splits["train"], args.batch_size, args.block_size, args.seed, rank(), world_size())
-    run = Run(args, tokenizer, data_parallel(model), optimizer, sampler, splits, Path(args.out_dir))
+    run = Run(args, tokenizer, data_parallel(model), optimizer, sampler, splits, Path(args.out_dir),
+              scaler=tg.amp.GradScaler("cpu" if args.device == "cpu" else "cuda", enabled=args.dtype == "float16"),
+              skipped=tg.backend.to_device(np.zeros((), np.float32), tg.backend.parse_device(args.device)))
     if state is None:
         if rank() == 0:
             run.out_dir.mkdir(parents=True, exist_ok=True)
@@ -484,13 +500,26 @@ def start_run(args, tokenizer, splits, model, state):
             sampler.load_state_dict(state["sampler"])
             run.start, run.elapsed = int(state["iter"]), float(state["elapsed_s"])
             run.best_val, run.evaluated = float(state["best_val_loss"]), bool(state["evaluated"])
+            run.scaler.load_state_dict(state.get("scaler", run.scaler.state_dict()))
+            run.skipped += state.get("skipped_steps", 0)
         if rank() == 0:
             print(f"resumed from {run.out_dir / CHECKPOINT} at iteration {run.start}")
     return run
 
 
 # --- the training step ----------------------------------------------------------------------
-def make_train_step(model, optimizer, args):
+def mixed_precision(args):
+    return args.dtype in ("bfloat16", "float16")
+
+
+def autocast(args):
+    """The forward's precision: tg.autocast to --dtype's 16 bits, or as it is."""
+    device_type = "cpu" if args.device == "cpu" else "cuda"
+    return tg.autocast(device_type, dtype=getattr(tg, args.dtype) if mixed_precision(args) else None,
+                       enabled=mixed_precision(args))
+
+
+def make_train_step(model, optimizer, args, scaler):
     """step(x, y) -> loss: forward and backward of one batch, leaving the grads in each .grad.
 
     On a GPU (unless --no-cuda-graph) the two are captured once as a CUDA graph and each
@@ -500,9 +529,10 @@ def make_train_step(model, optimizer, args):
     device = args.device
 
     def eager(x, y):
-        _, loss = model(tg.tensor(x, device=device), tg.tensor(y, device=device))
+        with autocast(args):
+            _, loss = model(tg.tensor(x, device=device), tg.tensor(y, device=device))
         optimizer.zero_grad()
-        loss.backward()
+        scaler.scale(loss).backward()  # float16: the loss times the scale, so small gradients survive
         return loss
 
     if device == "cpu" or args.no_cuda_graph:
@@ -512,8 +542,9 @@ def make_train_step(model, optimizer, args):
     optimizer.zero_grad()
     graph = tg.cuda.CUDAGraph()
     with tg.cuda.graph(graph):
-        _, loss = model(xs, ys)
-        loss.backward()
+        with autocast(args):
+            _, loss = model(xs, ys)
+        scaler.scale(loss).backward()  # reads the scale from the GPU at each replay
     grads = [(p, p.grad) for p in model.parameters()]  # what each replay rewrites
 
     def replay(x, y):
@@ -549,7 +580,8 @@ def evaluate(model, splits, args, stop_requested=None):
                     if stop_requested is not None and stop_requested():
                         return None
                     x, y = sampler.sample()
-                    total += model(tg.tensor(x, device=args.device), tg.tensor(y, device=args.device))[1].item()
+                    with autocast(args):
+                        total += model(tg.tensor(x, device=args.device), tg.tensor(y, device=args.device))[1].item()
                 losses[name] = total / args.eval_iters
         return average_over_ranks(losses, args.device)
     finally:
@@ -573,6 +605,8 @@ def log_evaluation(run, it, losses, tokens_per_s, elapsed):
         return
     row = {"iter": it, "train_loss": round(losses["train"], 4), "val_loss": round(losses["val"], 4),
            "tokens_per_s": None if tokens_per_s is None else round(tokens_per_s, 1), "elapsed_s": round(elapsed, 1)}
+    if run.scaler.is_enabled():  # float16: how often an overflow skipped a step, and the scale now
+        row.update(skipped_steps=int(run.skipped), loss_scale=run.scaler.get_scale())
     with open(run.out_dir / LOG, "a") as f:
         f.write(json.dumps(row) + "\n")
     speed = "" if tokens_per_s is None else f", {tokens_per_s:,.0f} tokens/s"
@@ -606,7 +640,8 @@ def save_checkpoint(run, it, elapsed, evaluated):
     tg.save({"model": run.raw_model.state_dict(), "optimizer": run.optimizer.state_dict(),
              "sampler": run.sampler.state_dict(), "tokenizer": run.tokenizer.state_dict(),
              "config": run.raw_model.config.to_dict(), "iter": it, "elapsed_s": elapsed, "evaluated": evaluated,
-             "best_val_loss": run.best_val, "args": {**args, "world_size": world_size()}},
+             "best_val_loss": run.best_val, "args": {**args, "world_size": world_size()},
+             "scaler": run.scaler.state_dict(), "skipped_steps": int(run.skipped)},
             run.out_dir / CHECKPOINT)
 
 

@@ -43,7 +43,7 @@ def _ops(m, F, device, low):
         "sum": lambda: xb.sum(), "mean": lambda: xb.mean(), "var": lambda: xb.var(), "prod": lambda: xb.prod(),
         "cumsum": lambda: xb.cumsum(0), "logsumexp": lambda: xb.logsumexp(0), "max": lambda: xb.max(),
         "exp": lambda: xb.exp(), "log": lambda: xb.abs().log(), "pow": lambda: xb ** 2, "sqrt": lambda: xb.abs().sqrt(),
-        "rsqrt": lambda: xb.abs().rsqrt(), "tan": lambda: xb.tan(), "sinh": lambda: xb.sinh(),
+        "rsqrt": lambda: xb.abs().rsqrt(), "reciprocal": lambda: xb.reciprocal(), "tan": lambda: xb.tan(), "sinh": lambda: xb.sinh(),
         "log1p": lambda: xb.abs().log1p(), "expm1": lambda: xb.expm1(), "tanh": lambda: xb.tanh(),
         "sigmoid": lambda: xb.sigmoid(), "relu": lambda: xb.relu(), "gelu": lambda: F.gelu(xb),
         "dropout": lambda: F.dropout(xb, 0.5), "low + float32": lambda: xb + x, "low / float32": lambda: xb / x,

@@ -28,6 +28,19 @@ def test_fused_op_matches_its_textbook_op(case, dtype):
     assert row["passed"], row
 
 
+@pytest.mark.parametrize("dtype", check.HALF_DTYPES, ids=[d.name for d in check.HALF_DTYPES])
+@pytest.mark.parametrize("case", check.half_cases(), ids=[f"{c.fused.name}-{c.label}" for c in check.half_cases()])
+def test_16_bit_fused_op_matches_its_textbook_op_in_float32(case, dtype):
+    row = check.check_case(case, dtype)
+    if row["passed"] is None:
+        pytest.skip(row["note"])
+    assert row["passed"], row
+
+
+def test_16_bit_rows_cover_the_products_and_elementwise_kernels():
+    assert {c.fused.name for c in check.half_cases()} == {"add", "relu", "dropout", "matmul", "linear", "attention", "cast"}
+
+
 @pytest.mark.parametrize("dtype", check.DTYPES, ids=["float64", "float32"])
 def test_fused_adam_matches_the_textbook_update_bit_for_bit(dtype):
     row = check.check_adam(dtype)
@@ -63,7 +76,9 @@ def test_dispatch_picks_the_fused_op_only_when_switched_on():
     x = np.ones((3, 4))
     args = (x, x[0], x[0], 1, 1e-5)
     fused = dispatch.choose(ops.layer_norm.LayerNorm, args, {})
-    assert fused is kernels.cpu.layer_norm.LayerNorm
+    # Numba's twin where numba is installed (tests/test_numba.py), else the NumPy twin.
+    assert fused is (kernels.numba.layer_norm.LayerNorm if kernels.numba._numba.usable() else
+                     kernels.cpu.layer_norm.LayerNorm)
     with kernels.selected("-layer_norm"):
         assert dispatch.choose(ops.layer_norm.LayerNorm, args, {}) is ops.layer_norm.LayerNorm
     with kernels.selected("none"):

@@ -7,6 +7,7 @@ from .creation import (arange, cat, empty, empty_like, eye, from_numpy, full, fu
                        where, zeros, zeros_like)
 from .autocast_mode import autocast, get_autocast_dtype, is_autocast_enabled
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .threads import get_num_threads, set_num_threads
 from .grad_mode import no_grad as inference_mode  # tinygrad_tf has no lighter mode than no_grad
 from .tensor_functions import *  # noqa: F401,F403  (torch.exp(x), torch.sum(x, 1), ...)
 from .gradcheck import GradcheckError, gradcheck
@@ -14,6 +15,7 @@ from .graphcheck import GraphReport, gradcheck_graph
 from .serialize import load, save
 from .tensor import Size, Tensor
 from . import nn, optim, utils, viz  # noqa: E402  (they build on Tensor)
+from . import amp  # noqa: E402
 
 long, int = int64, int32  # noqa: A001  (torch's other names for the dtypes)
 float, double, half = float32, float64, float16  # noqa: A001

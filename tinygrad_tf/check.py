@@ -9,8 +9,10 @@ For each fused op and each of its cases below, both run on the same inputs (forw
 backward with the same random output gradient) and the table shows the worst difference of
 the output and of every input gradient, relative to the textbook result's largest value.
 Dropout draws the same counter-based mask in both (ops/random.py), so it is compared
-exactly like the rest. The fused AdamW update is compared with the textbook update over a
-few steps. The test suite runs this same table (tests/test_kernels.py).
+exactly like the rest. The fused AdamW updates (the GPU's, and Numba's on the CPU) are compared
+with the textbook update over a few steps. The test suite runs this same table
+(tests/test_kernels.py). Rows of kernels that cannot run here are skipped: the GPU's without a
+GPU, Numba's without numba (or with the "numba" kernels switched off).
 """
 import argparse
 import json
@@ -24,13 +26,23 @@ from . import backend
 from .autograd import unbroadcast
 from .kernels.cpu import attention as cpu_attention, embedding as cpu_embedding, layer_norm as cpu_layer_norm, \
     linear as cpu_linear
-from .kernels.cuda import add, attention, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
+from .kernels.cuda import add, attention, cast, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
+from .kernels.numba import _numba, adam as numba_adam, cross_entropy as numba_cross_entropy, \
+    embedding as numba_embedding, layer_norm as numba_layer_norm, linear as numba_linear, relu as numba_relu
 from .optim import Adam, AdamW
 from .tensor import Tensor
 
 DTYPES = (np.float64, np.float32)
 TOLERANCE = {np.float64: 1e-10, np.float32: 1e-5}
 TF32_TOLERANCE = 1e-2  # float32 products rounded to TF32 (10-bit mantissa) on the GPU
+# 16-bit rows (GPU kernels that take float16/bfloat16, as autocast gives them): the fused op on
+# 16-bit inputs against the textbook op in float32 on the same values. A result rounded once to
+# 16 bits is off by at most 2^-9 (bfloat16, 8-bit mantissa) or 2^-12 (float16) of itself, and
+# attention's products round their inputs too (the weights P and dS, as flash attention does):
+# four roundings' worth of room.
+HALF_DTYPES = tuple(d for d in (backend.bfloat16_or_none(), backend.float16) if d is not None)
+HALF_TOLERANCE = {np.dtype(np.float16): 4 * 2.0 ** -11, **({} if backend.bfloat16_or_none() is None else
+                                                            {backend.bfloat16_or_none(): 4 * 2.0 ** -8})}
 
 
 @dataclass
@@ -42,6 +54,7 @@ class Case:
     args: tuple
     kwargs: dict = field(default_factory=dict)
     nan_grad_where_cut: bool = False  # the output gradient is NaN where a ReLU cut (out <= 0): must give 0 there
+    dtypes: tuple = None  # the row dtypes this case is checked in (None: all)
 
 
 def _r(*shape, seed=0, scale=1.0, shift=0.0):
@@ -73,6 +86,22 @@ def _layer_norm_cases(fused):
             Case(fused, "2 dims, no affine", (_r(6, 4, 10, shift=2), None, None, 2, 1e-5))]
 
 
+def _edge_layer_norm_cases(fused):
+    return [Case(fused, "one row of 7", (_r(1, 7, scale=2), _r(7, seed=1), _r(7, seed=2), 1, 1e-5)),
+            Case(fused, "0 rows", (_r(0, 48), _r(48, seed=1), _r(48, seed=2), 1, 1e-5)),
+            Case(fused, "130 rows, transposed", (_r(48, 130).T, _r(48, seed=1), None, 1, 1e-5))]
+
+
+def _cross_entropy_cases(fused):
+    return [*[Case(fused, f"{reduction}, smoothing {s}{', ignore' * ignore}",
+                   (_r(40, 65, scale=4), _targets(40, 65, ignore), -100, reduction, s))
+              for reduction, s, ignore in (("mean", 0.0, False), ("sum", 0.1, False), ("none", 0.0, True),
+                                           ("mean", 0.2, True))],
+            *[Case(fused, f"{reduction}, every target ignored", (_r(8, 65, scale=4), np.full(8, -100), -100,
+                                                                  reduction, 0.1)) for reduction in ("mean", "sum", "none")],
+            Case(fused, "0 rows", (_r(0, 65), np.zeros(0, np.int64), -100, "sum", 0.0))]
+
+
 def _blind_bias():
     """An additive attention mask in which query 1 may see no key at all (its row is all -inf)."""
     bias = _r(4, 5, seed=4)
@@ -82,6 +111,13 @@ def _blind_bias():
 
 def _embedding_cases(fused):
     return [Case(fused, "repeated ids", (_ids((6, 50), 7), _r(7, 12)))]
+
+
+def _relu_linear_cases(fused):
+    """Linear's cases with ReLU (those the Numba twin takes), 0 rows, and a transposed x."""
+    return [c for c in _linear_cases(fused) if c.args[3] == "relu"] + [
+        Case(fused, "relu, 0 rows", (_r(0, 24), _r(40, 24, seed=1), _r(40, seed=2), "relu")),
+        Case(fused, "relu, 150 rows, transposed x", (_r(24, 150).T, _r(40, 24, seed=1), _r(40, seed=2), "relu"))]
 
 
 def _qkv(*shape):
@@ -98,13 +134,7 @@ CASES = [
     Case(matmul.MatMul, "transposed", (_r(4, 3).T, _r(5, 4, seed=1).T)),
     *_linear_cases(linear.Linear), *_linear_cases(cpu_linear.Linear),
     *_layer_norm_cases(layer_norm.LayerNorm), *_layer_norm_cases(cpu_layer_norm.LayerNorm),
-    *[Case(cross_entropy.CrossEntropy, f"{reduction}, smoothing {s}{', ignore' * ignore}",
-           (_r(40, 65, scale=4), _targets(40, 65, ignore), -100, reduction, s))
-      for reduction, s, ignore in (("mean", 0.0, False), ("sum", 0.1, False), ("none", 0.0, True),
-                                   ("mean", 0.2, True))],
-    *[Case(cross_entropy.CrossEntropy, f"{reduction}, every target ignored",
-           (_r(8, 65, scale=4), np.full(8, -100), -100, reduction, 0.1)) for reduction in ("mean", "sum", "none")],
-    Case(cross_entropy.CrossEntropy, "0 rows", (_r(0, 65), np.zeros(0, np.int64), -100, "sum", 0.0)),
+    *_cross_entropy_cases(cross_entropy.CrossEntropy),
     *_embedding_cases(embedding.Embedding), *_embedding_cases(cpu_embedding.Embedding),
     *[Case(attention.Attention, f"causal {shape}{', dropout 0.3' * bool(p)}", (*_qkv(*shape), None, 0.35, p, 7, True))
       for shape, p in (((2, 3, 16, 8), 0.0), ((1, 2, 70, 16), 0.0), ((5, 33, 4), 0.0), ((2, 3, 40, 8), 0.3),
@@ -116,36 +146,68 @@ CASES = [
          (_r(2, 4, 3), _r(2, 5, 3, seed=1), _r(2, 5, 3, seed=2), _blind_bias(), 0.5, 0.3, 7, False)),
     Case(cpu_attention.Attention, "0 queries", (_r(2, 0, 3), _r(2, 5, 3, seed=1), _r(2, 5, 3, seed=2), None, 0.5,
                                                 0.0, None, False)),
+    Case(numba_relu.Relu, "", (_r(7, 33),)),
+    Case(numba_relu.Relu, "NaN gradient where cut", (_r(7, 33),), nan_grad_where_cut=True),
+    Case(numba_relu.Relu, "transposed", (_r(300, 70).T,)),
+    *_relu_linear_cases(numba_linear.Linear),
+    *_layer_norm_cases(numba_layer_norm.LayerNorm), *_edge_layer_norm_cases(numba_layer_norm.LayerNorm),
+    *_cross_entropy_cases(numba_cross_entropy.CrossEntropy),
+    Case(numba_cross_entropy.CrossEntropy, "one row, ignore_index 3, smoothing 0.1",
+         (_r(1, 65, scale=4), np.array([5]), 3, "mean", 0.1)),
+    Case(numba_cross_entropy.CrossEntropy, "int32 targets, one ignored",
+         (_r(9, 5), np.array([0, 4, 3, 1, 2, 0, 1, 4, 3], np.int32), 1, "none", 0.0)),
+    *_embedding_cases(numba_embedding.Embedding),
+    Case(numba_embedding.Embedding, "negative ids", (_ids((4, 9), 7) - 7 * _ids((4, 9), 2, seed=4), _r(7, 12))),
 ]
 
 
+CASES += [Case(cast.Cast, f"float32 to {d.name}", (_r(7, 33), d), dtypes=(np.dtype(np.float32),)) for d in HALF_DTYPES]
+CASES += [Case(cast.Cast, "16 bits to float32", (_r(7, 33), np.dtype(np.float32)), dtypes=HALF_DTYPES)]
+
+
 def device_of_kernel(fused):
-    """"cuda" for kernels/cuda, "cpu" for kernels/cpu."""
+    """"cuda" for kernels/cuda, "cpu" for kernels/cpu, "numba" for kernels/numba (on the CPU)."""
     return fused.__module__.split(".")[-2]
 
 
-def _prepare(value, dtype, device):
+def _skipped(device):
+    """Why the kernels of `device` cannot run here, or None."""
+    if device == "cuda" and not backend.cuda_available():
+        return "no GPU here"
+    return _numba.missing() if device == "numba" else None
+
+
+def _prepare(value, dtype, device, compute=None):
+    """A case's argument in `dtype` on `device`; then in `compute` (float32 for the textbook side
+    of a 16-bit row: the same values, upcast)."""
     if not isinstance(value, np.ndarray):
         return value
-    value = value.astype(dtype) if value.dtype.kind == "f" else value
+    if value.dtype.kind == "f":
+        value = value.astype(dtype).astype(compute or dtype)
     return backend.to_device(value, device)
 
 
-def _run(op, args, kwargs, seed, nan_grad_where_cut=False):
-    """(output, gradients of the float inputs) of op's forward and backward, as host arrays."""
+def _run(op, args, kwargs, seed, nan_grad_where_cut=False, rounded_to=None):
+    """(output, gradients of the float inputs) of op's forward and backward, as host arrays;
+    the output's gradient drawn in float64, rounded to `rounded_to` (the row's dtype), then to the output's."""
     fn = op()
-    fn.needs_grad = tuple(hasattr(a, "dtype") and a.dtype.kind == "f" for a in args)
+    fn.needs_grad = tuple(hasattr(a, "dtype") and backend.is_floating(a.dtype) for a in args)
     out = backend.array_module(args[0]).asarray(fn.forward(*args, **kwargs))
-    g = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
+    g = np.random.default_rng(seed).standard_normal(out.shape).astype(rounded_to or out.dtype).astype(out.dtype)
     if nan_grad_where_cut:  # a ReLU's backward selects: none of these NaNs may reach the inputs
         g = np.where(backend.to_numpy(out) <= 0, np.nan, g).astype(out.dtype)
     grads = fn.backward(backend.to_device(g, backend.device_of(out)))
     grads = grads if isinstance(grads, tuple) else (grads,)
-    return [backend.to_numpy(out)] + [backend.to_numpy(unbroadcast(gr, args[i].shape))
-                                      for i, gr in enumerate(grads) if fn.needs_grad[i]]
+    return [_float64(out)] + [_float64(unbroadcast(gr, args[i].shape)) for i, gr in enumerate(grads) if fn.needs_grad[i]]
+
+
+def _float64(a):
+    return backend.to_numpy(a).astype(np.float64)
 
 
 def tolerance(dtype, device):
+    if np.dtype(dtype).itemsize == 2:
+        return HALF_TOLERANCE[np.dtype(dtype)]
     tf32 = device == "cuda" and dtype == np.float32 and os.environ.get("CUPY_TF32", "0") != "0"
     return TF32_TOLERANCE if tf32 else TOLERANCE[dtype]
 
@@ -155,13 +217,19 @@ def check_case(case, dtype):
     device = device_of_kernel(case.fused)
     row = dict(kernel=f"{device}/{case.fused.name}", case=case.label, device=device, dtype=np.dtype(dtype).name,
                tolerance=tolerance(dtype, device))
-    if device == "cuda" and not backend.cuda_available():
-        return dict(row, worst=None, passed=None, note="no GPU here")
-    args = tuple(_prepare(a, dtype, "cuda:0" if device == "cuda" else "cpu") for a in case.args)
+    if _skipped(device):
+        return dict(row, worst=None, passed=None, note=_skipped(device))
+    if case.dtypes is not None and np.dtype(dtype) not in case.dtypes:
+        return dict(row, worst=None, passed=None, note=f"the case is for {[np.dtype(d).name for d in case.dtypes]}")
+    where = "cuda:0" if device == "cuda" else "cpu"
+    args = tuple(_prepare(a, dtype, where) for a in case.args)
     if not case.fused.supports(*args, **case.kwargs):
         return dict(row, worst=None, passed=False, note="the fused op does not take this case")
-    fused = _run(case.fused, args, case.kwargs, seed=9, nan_grad_where_cut=case.nan_grad_where_cut)
-    textbook = _run(case.fused.replaces, args, case.kwargs, seed=9, nan_grad_where_cut=case.nan_grad_where_cut)
+    half = np.dtype(dtype).itemsize == 2  # the textbook side in float32, on the same values
+    textbook_args = tuple(_prepare(a, dtype, where, np.float32) for a in case.args) if half else args
+    fused = _run(case.fused, args, case.kwargs, seed=9, nan_grad_where_cut=case.nan_grad_where_cut, rounded_to=dtype)
+    textbook = _run(case.fused.replaces, textbook_args, case.kwargs, seed=9,
+                    nan_grad_where_cut=case.nan_grad_where_cut, rounded_to=dtype)
     worst = max(_relative_difference(f, t) for f, t in zip(fused, textbook))
     return dict(row, worst=worst, passed=bool(worst <= row["tolerance"]) and len(fused) == len(textbook), note="")
 
@@ -199,13 +267,43 @@ def check_adam(dtype, steps=4):
     return dict(row, worst=worst, passed=worst == 0.0, note="bit for bit")
 
 
+def check_numba_adam(dtype, steps=4):
+    """numba/adam.update against the textbook update (Adam(fused=False)): AdamW and Adam (L2)."""
+    row = dict(kernel="numba/adam", case="AdamW and Adam, 15 params, 4 steps", device="numba",
+               dtype=np.dtype(dtype).name, tolerance=0.0)
+    if _skipped("numba"):
+        return dict(row, worst=None, passed=None, note=_skipped("numba"))
+    shapes = [(5, 7), (13,), (3, 4, 2), (1,), (300, 70)] * 3
+    worst = 0.0
+    for weight_decay, decoupled in ((1e-2, True), (0.1, False)):
+        params = [Tensor(_r(*shape, seed=i), dtype=dtype, requires_grad=True) for i, shape in enumerate(shapes)]
+        textbook = Adam(params, lr=1e-2, weight_decay=weight_decay, decoupled_weight_decay=decoupled, fused=False)
+        arrays = [_r(*shape, seed=i).astype(dtype) for i, shape in enumerate(shapes)]
+        moments = [np.zeros_like(a) for a in arrays], [np.zeros_like(a) for a in arrays]
+        for step in range(steps):
+            grads = [_r(*shape, seed=100 * step + i).astype(dtype) for i, shape in enumerate(shapes)]
+            for p, g in zip(params, grads):
+                p.grad = Tensor(g)
+            textbook.step()
+            numba_adam.update(arrays, grads, *moments, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8,
+                              weight_decay=weight_decay, decoupled=decoupled, step=step + 1)
+        worst = max([worst] + [float(np.abs(a - p.data).max()) for a, p in zip(arrays, params)])
+    return dict(row, worst=worst, passed=worst == 0.0, note="bit for bit")
+
+
+def half_cases():
+    """The GPU cases whose fused op takes float16/bfloat16 (the products, and the elementwise kernels)."""
+    return [case for case in CASES if getattr(case.fused, "takes_16_bit", False)]
+
+
 def run_all(dtypes=DTYPES):
     rows = [check_case(case, dtype) for dtype in dtypes for case in CASES]
-    return rows + [check_adam(dtype) for dtype in dtypes]
+    rows += [check_case(case, dtype) for dtype in HALF_DTYPES for case in half_cases()]
+    return rows + [check(dtype) for check in (check_adam, check_numba_adam) for dtype in dtypes]
 
 
 def format_table(rows):
-    """The rows that ran, then one line for those skipped (the GPU's, on a machine without one)."""
+    """The rows that ran, then one line per reason for those skipped (the GPU's, on a machine without one)."""
     lines = [f"{'kernel':<22}{'case':<38}{'dtype':<9}{'worst diff':>12}{'tolerance':>11}  result"]
     for r in rows:
         if r["passed"] is not None:
@@ -213,9 +311,8 @@ def format_table(rows):
             note = "" if r["passed"] or not r["note"] else f" ({r['note']})"
             lines.append(f"{r['kernel']:<22}{r['case'][:37]:<38}{r['dtype']:<9}{worst:>12}"
                          f"{r['tolerance']:>11.0e}  {'pass' if r['passed'] else 'FAIL'}{note}")
-    skipped = sorted({r["kernel"] for r in rows if r["passed"] is None})
-    if skipped:
-        note = next(r["note"] for r in rows if r["passed"] is None)
+    for note in sorted({r["note"] for r in rows if r["passed"] is None}):
+        skipped = sorted({r["kernel"] for r in rows if r["passed"] is None and r["note"] == note})
         lines.append(f"skipped ({note}): {', '.join(skipped)}")
     return "\n".join(lines)
 

@@ -7,15 +7,19 @@ here. A fused op (kernels/) runs when its switch is on (tg.kernels.select) and i
 op (ops/) runs. `tg.kernels.select("none")` thus runs any model on textbook ops only.
 """
 from . import kernels
-from .kernels.cpu import bfloat16
+from .kernels import opmath
 from .kernels.cpu import attention as cpu_attention, embedding as cpu_embedding, layer_norm as cpu_layer_norm, \
     linear as cpu_linear
-from .kernels.cuda import add, attention, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
+from .kernels.cuda import add, attention, cast, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
+from .kernels.numba import cross_entropy as numba_cross_entropy, embedding as numba_embedding, \
+    layer_norm as numba_layer_norm, linear as numba_linear, relu as numba_relu
 
-# Every fused op, in the order they are tried for the op they replace.
-FUSED = (add.Add, relu.Relu, dropout.Dropout, matmul.MatMul, linear.Linear, cpu_linear.Linear,
-         layer_norm.LayerNorm, cpu_layer_norm.LayerNorm, cross_entropy.CrossEntropy, embedding.Embedding,
-         cpu_embedding.Embedding, attention.Attention, cpu_attention.Attention)
+# Every fused op, in the order they are tried for the op they replace: on the CPU the Numba
+# kernels (when numba is installed and "numba" is on) before the NumPy ones of kernels/cpu.
+FUSED = (add.Add, relu.Relu, numba_relu.Relu, dropout.Dropout, matmul.MatMul, linear.Linear, numba_linear.Linear,
+         cpu_linear.Linear, layer_norm.LayerNorm, numba_layer_norm.LayerNorm, cpu_layer_norm.LayerNorm,
+         cross_entropy.CrossEntropy, numba_cross_entropy.CrossEntropy, embedding.Embedding,
+         numba_embedding.Embedding, cpu_embedding.Embedding, attention.Attention, cpu_attention.Attention, cast.Cast)
 
 TWINS = {op: tuple(f for f in FUSED if f.replaces is op) for op in {f.replaces for f in FUSED}}
 
@@ -25,7 +29,7 @@ def choose(op, args, kwargs):
     for fused in TWINS.get(op, ()):
         if kernels.enabled(fused.name) and fused.supports(*args, **kwargs):
             return fused
-    return bfloat16.in_float32(op) if bfloat16.takes(op, args) else op  # NumPy's bfloat16: see its module
+    return opmath.in_float32(op) if opmath.takes(op, args) else op  # 16-bit floats: see kernels/opmath.py
 
 
 def run(op, *args, **kwargs):

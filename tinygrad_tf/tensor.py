@@ -666,8 +666,8 @@ class Tensor:
 
     def pow(self, exponent): return self ** exponent
     def square(self): return self * self
-    def rsqrt(self): return 1 / self.sqrt()
-    def reciprocal(self): return 1 / self
+    def rsqrt(self): return self ** -0.5  # a power, as torch's autocast lists it: float32 on the GPU
+    def reciprocal(self): return self ** -1.0
     def neg(self): return -self
     def log2(self): return self.log() * (1 / math.log(2))
     def log10(self): return self.log() * (1 / math.log(10))

@@ -1,7 +1,8 @@
 """The fast layer: fused Functions beside the textbook ops they replace, and their switches.
 
 kernels/cuda/ holds CuPy RawKernels and cuBLAS/cuBLASLt calls for NVIDIA GPUs; kernels/cpu/
-the CPU's fast paths (BLAS idioms). Each fused op is a Function with the same inputs and
+the CPU's fast paths (BLAS idioms); kernels/numba/ CPU loops compiled by Numba, when the
+optional numba is installed. Each fused op is a Function with the same inputs and
 outputs as its textbook op (`replaces`), a `name` (its switch) and `supports(...)`, which
 says whether it can take a call. dispatch.py picks it when it is switched on and supports
 the call, else the textbook op runs. Every fused op has a parity case against its textbook
@@ -9,15 +10,16 @@ op (tinygrad_tf/check.py: `python -m tinygrad_tf.check`).
 
 Switches: `select("all" | "none" | "a,b" | "-a,-b")`, `selected(spec)` for a with-block, or
 the TINYGRAD_TF_KERNELS variable at start-up. `select("none")` runs any model on textbook
-ops only, on either device. A name switches a kernel off on every device. The choice is
-part of the current context (like grad mode, a thread starts from TINYGRAD_TF_KERNELS).
+ops only, on either device. A name switches a kernel off on every device; "numba" switches
+all of kernels/numba/ ("-numba": the CPU's NumPy path, as when numba is not installed). The
+choice is part of the current context (like grad mode, a thread starts from TINYGRAD_TF_KERNELS).
 """
 import contextlib
 import contextvars
 import os
 
 NAMES = ("add", "relu", "dropout", "matmul", "linear", "layer_norm", "cross_entropy", "embedding", "attention",
-         "adam")
+         "adam", "cast", "numba")
 
 
 def parse(spec):

@@ -11,7 +11,7 @@ class Dropout(Function):
 
     def forward(self, x, p, seed):
         self.scale = dropout_scale(seed, x.shape, p, x.dtype, array_module(x))
-        return x * self.scale
+        return (x * self.scale).astype(x.dtype, copy=False)  # 16-bit x: scaled in float32, rounded once
 
     def backward(self, g):
-        return g * self.scale
+        return (g * self.scale).astype(g.dtype, copy=False)

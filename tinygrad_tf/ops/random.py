@@ -28,6 +28,6 @@ def uniform(seed, shape, dtype, xp=np):
 
 def dropout_scale(seed, shape, p, dtype, xp=np):
     """What each element is multiplied by in dropout: 1 / (1 - p) where u >= p (kept), else 0.
-    16-bit dtypes draw float32 uniforms: their own 8 or 11 bits would make p coarse."""
+    Float32 for the 16-bit dtypes: their own 8 or 11 bits would make p and the scale coarse."""
     draw = np.dtype(np.float64 if np.dtype(dtype) == np.float64 else np.float32)
-    return ((uniform(seed, shape, draw, xp) >= p) * draw.type(1 / (1 - p))).astype(dtype, copy=False)
+    return (uniform(seed, shape, draw, xp) >= p) * draw.type(1 / (1 - p))

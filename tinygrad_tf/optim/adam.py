@@ -9,8 +9,21 @@ step updates all of a group's GPU params with the multi-tensor kernels of
 kernels/cuda/adam.py, a few launches in all, with the same arithmetic bit for bit;
 fused=None, the default, does so wherever it can (float32/float64 params on a GPU, the
 "adam" kernel switched on, no amsgrad).
+
+A GradScaler (amp/grad_scaler.py) calls step(found_inf=...): a 0-d float32 array on the
+params' device, nonzero when a gradient held an inf or NaN. Such a step changes nothing,
+and it does not count: the bias corrections use the steps taken, as in PyTorch. How each
+path learns whether to skip:
+- textbook (`_update`: the CPU, or fused=False): it reads found_inf back to the host once
+  a step. With NumPy that is free; on a GPU it is one sync, what PyTorch's non-fused
+  optimizers cost too. A skipped step makes no state and leaves the step count alone.
+- fused: the kernel reads found_inf on the GPU, so the step can be captured in a CUDA
+  graph. The host cannot know whether a step was skipped, so it counts every launch in
+  state["step"], and the GPU counts the skipped ones in state["skipped"] (a 0-d int32);
+  the kernel uses step - skipped (kernels/cuda/adam.py), and state_dict() reports that
+  difference as "step" (one read back, when a checkpoint is made).
 """
-from .. import kernels
+from .. import backend, kernels
 from ..backend import array_module
 from ..kernels.cuda import adam as cuda_adam
 from .optimizer import Optimizer
@@ -32,6 +45,7 @@ class Adam(Optimizer):
                         raise ValueError(f"fused=True needs float32/float64 params on a GPU, but param {i} of "
                                          f"param group {gi} is {p.dtype} on {p.device}; pass fused=None or False")
         self.fused = fused
+        self._found_inf = self._skip = None  # during step(): GradScaler's found_inf, and whether it says skip
 
     def _validate(self, hp):
         if not hp["lr"] >= 0.0:
@@ -46,34 +60,69 @@ class Adam(Optimizer):
         if not hp["weight_decay"] >= 0.0:
             raise ValueError(f"Invalid weight_decay value: {hp['weight_decay']} (expected weight_decay >= 0)")
 
+    def step(self, closure=None, *, found_inf=None):
+        """One update of every param that has a gradient; found_inf: see the module's docstring."""
+        self._found_inf, self._skip = found_inf, None
+        try:
+            return super().step(closure)
+        finally:
+            self._found_inf = self._skip = None
+
+    def _skipping(self):
+        """Whether the textbook path skips this step: found_inf read back, once a step."""
+        if self._skip is None:
+            self._skip = self._found_inf is not None and bool(self._found_inf)
+        return self._skip
+
     def _step_group(self, group, params):
         """The textbook _update per param, except those the fused kernels take: all of those
         with the same device, dtype and step count in one update() call."""
         batches = {}
         for p in params:
             state = self.state.setdefault(p, {})
+            fuses = self._fuses(p, state, group)
+            if not fuses and self._skipping():
+                continue
             if not state:
                 zeros = array_module(p.data).zeros_like
                 state.update(step=0, exp_avg=zeros(p.data), exp_avg_sq=zeros(p.data))
                 if group["amsgrad"]:
                     state["max_exp_avg_sq"] = zeros(p.data)
-            if self._fuses(p, state, group):
+            if "skipped" in state and not (fuses and self._found_inf is not None):
+                state["step"] -= int(state.pop("skipped"))  # scaled fused steps before this one: fold them in
+            if fuses:
                 state["step"] += 1
+                if self._found_inf is not None and "skipped" not in state:
+                    state["skipped"] = array_module(p.data).zeros((), "int32")
                 batches.setdefault((p.device, p.dtype, state["step"]), []).append((p, state))
             else:
                 self._update(p.data, p.grad.data, state, group)
-        for (_, _, step), batch in batches.items():
+        for (device, _, step), batch in batches.items():
             beta1, beta2 = (float(b) for b in group["betas"])
+            scaler = {}
+            if self._found_inf is not None:
+                scaler = dict(found_inf=backend.to_device(self._found_inf, device).astype("float32", copy=False),
+                              skipped=[s["skipped"] for _, s in batch])
             cuda_adam.update([p.data for p, _ in batch], [p.grad.data for p, _ in batch],
                              [s["exp_avg"] for _, s in batch], [s["exp_avg_sq"] for _, s in batch],
                              lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=float(group["eps"]),
                              weight_decay=float(group["weight_decay"]),
-                             decoupled=group["decoupled_weight_decay"], step=step)
+                             decoupled=group["decoupled_weight_decay"], step=step, **scaler)
 
     def _fuses(self, p, state, group):
         if self.fused is False or (self.fused is None and (group["amsgrad"] or not kernels.enabled("adam"))):
             return False
-        return cuda_adam.supports(p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"])
+        moments = [state[k] for k in ("exp_avg", "exp_avg_sq") if k in state]
+        return cuda_adam.supports(p.data, p.grad.data, *moments)
+
+    def state_dict(self):
+        """Optimizer.state_dict, with each param's "step" the steps it took: a fused step that a
+        GradScaler skipped is taken off here (see the module's docstring)."""
+        saved = super().state_dict()
+        for s in saved["state"].values():
+            if "skipped" in s:
+                s["step"] -= int(s.pop("skipped").item())
+        return saved
 
     def _update(self, param, grad, state, group):
         """One step of one param: param in place, the moments in `state` replaced."""

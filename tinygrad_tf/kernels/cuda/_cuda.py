@@ -1,15 +1,39 @@
 """What every GPU kernel shares: the CUDA helpers (warp reductions, the dropout hash,
-correctly rounded arithmetic), compilation per dtype, the one-warp-per-row launch and the
-vectorized elementwise kernel."""
+correctly rounded arithmetic, 16-bit storage types), compilation per dtype, the
+one-warp-per-row launch and the vectorized elementwise kernel, and the precision of products."""
+import contextlib
+import contextvars
 import os
 
 import numpy as np
 
-from ...backend import cupy, is_cuda_array
+from ...backend import bfloat16_or_none, cupy, float16, float32, is_cuda_array
 
-CTYPES = {np.dtype("float32"): "float", np.dtype("float64"): "double"}
+CTYPES = {np.dtype("float32"): "float", np.dtype("float64"): "double"}  # kernels that compute in T
+# Kernels that only load and store T take the 16-bit types too and compute in A = float (each
+# result rounded once, as PyTorch's "opmath"); for float32 and float64, A is T.
+_SIXTEEN_BIT = {float16: "tg_half", **({} if bfloat16_or_none() is None else {bfloat16_or_none(): "tg_bfloat16"})}
+STORED = {**CTYPES, **_SIXTEEN_BIT}
+
+
+def accumulator(dtype):
+    """The dtype a kernel computes and accumulates `dtype` in: float32 for the 16-bit types."""
+    return float32 if np.dtype(dtype).itemsize == 2 else np.dtype(dtype)
 
 HEADER = r"""
+// 16-bit storage: read as float, written rounded to nearest even (PTX cvt; no CUDA headers needed).
+struct tg_half {
+    unsigned short bits;
+    tg_half() = default;
+    __device__ tg_half(float f) { asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(f)); }
+    __device__ operator float() const { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(bits)); return f; }
+};
+struct tg_bfloat16 {
+    unsigned short bits;
+    tg_bfloat16() = default;
+    __device__ tg_bfloat16(float f) { asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(bits) : "f"(f)); }
+    __device__ operator float() const { return __uint_as_float((unsigned int)bits << 16); }
+};
 #define TG_FULL_MASK 0xffffffffu
 template <typename U> __device__ __forceinline__ U tg_warp_sum(U v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(TG_FULL_MASK, v, o);
@@ -57,7 +81,8 @@ _ONE = {dt: np.ones((), dt) for dt in CTYPES}
 _ZERO = {dt: np.zeros((), dt) for dt in CTYPES}
 # Host pointers to alpha = 1 and beta = 0 for cuBLAS and cuBLASLt, taken once: .ctypes costs
 # microseconds a call, and GEMMs run ~80 times a step on a host that is the bottleneck with TF32.
-ALPHA_BETA = {dt: (_ONE[dt].ctypes.data, _ZERO[dt].ctypes.data) for dt in CTYPES}
+# 16-bit GEMMs accumulate in float32, and so take float32 scalars.
+ALPHA_BETA = {dt: (_ONE[accumulator(dt)].ctypes.data, _ZERO[accumulator(dt)].ctypes.data) for dt in STORED}
 
 WARPS_PER_BLOCK = 4
 _compiled = {}
@@ -67,7 +92,7 @@ def raw_kernel(source, name, dtype):
     """Compile `source` (which uses the type T) for one dtype, once per process."""
     key = (name, np.dtype(dtype))
     if key not in _compiled:
-        code = HEADER + f"typedef {CTYPES[np.dtype(dtype)]} T;\n" + source
+        code = HEADER + f"typedef {STORED[np.dtype(dtype)]} T;\ntypedef {CTYPES[accumulator(dtype)]} A;\n" + source
         _compiled[key] = cupy.RawKernel(code, name)
     return _compiled[key]
 
@@ -141,11 +166,37 @@ def tf32():
     return os.environ.get("CUPY_TF32", "0") != "0"
 
 
+_products = contextvars.ContextVar("tinygrad_tf_products", default=None)
+
+
+@contextlib.contextmanager
+def products_in(dtype):
+    """Inside: float32 GEMMs may round their inputs to `dtype` (float16 or bfloat16) and use its
+    tensor cores, accumulating in float32 (cuBLAS's 32F_FAST_16F/16BF compute types): attention
+    under autocast keeps its row math in float32 and its products in the low dtype."""
+    token = _products.set(np.dtype(dtype))
+    try:
+        yield
+    finally:
+        _products.reset(token)
+
+
+def product_dtype():
+    """The 16-bit dtype float32 products may be rounded to here (products_in), or None."""
+    return _products.get()
+
+
 def scalar(dtype, value):
     """A kernel argument of the array's float type (float or double in the kernel)."""
     return np.dtype(dtype).type(value)
 
 
 def on_gpu(*arrays):
-    """True when every array is a CuPy array of a float type the kernels are compiled for."""
+    """True when every array is a CuPy array of a float type the kernels compute in (32, 64 bits)."""
     return all(is_cuda_array(a) and a.dtype in CTYPES for a in arrays)
+
+
+def stored_on_gpu(*arrays):
+    """True when every array is a CuPy array that the load/store kernels and GEMMs take: float32,
+    float64, and float16/bfloat16 (computed in float32)."""
+    return all(is_cuda_array(a) and a.dtype in STORED for a in arrays)

@@ -25,7 +25,7 @@ from ...backend import cupy
 from ...function import Function
 from ...ops import attention
 from . import gemm
-from ._cuda import launch_rows, on_gpu, raw_kernel, scalar
+from ._cuda import launch_rows, on_gpu, products_in, raw_kernel, scalar, stored_on_gpu
 from .random import keep_scale, shift
 
 _SOURCE = r"""
@@ -210,18 +210,39 @@ def backward(g, saved, needs=(True, True, True)):
 
 
 class Attention(Function):
-    """Causal attention without a bias: no T x T mask built, no T x T weights kept."""
+    """Causal attention without a bias: no T x T mask built, no T x T weights kept.
+
+    float16/bfloat16 q, k, v (autocast) go up to float32 for the row kernels, and every product
+    rounds its inputs to the 16-bit dtype on tensor cores and accumulates in float32
+    (products_in): the precision of a flash-attention kernel, whose scores and softmax are float32
+    and whose products take 16-bit operands. The 16-bit q, k, v are what backward keeps."""
     name, replaces = "attention", attention.Attention
+    takes_16_bit = True  # float16/bfloat16, computed in float32 (check.py's 16-bit rows)
 
     @staticmethod
     def supports(q, k, v, bias, scale, dropout_p, seed, causal):
         """Causal, no bias, the same batch dims everywhere (no broadcasting) and one float type."""
-        return (causal and bias is None and on_gpu(q, k, v) and q.ndim >= 3 and k.shape[-2] > 0
+        return (causal and bias is None and stored_on_gpu(q, k, v) and q.ndim >= 3 and k.shape[-2] > 0
                 and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype)
 
     def forward(self, q, k, v, bias, scale, dropout_p, seed, causal):
-        out, self.saved = forward(q, k, v, scale, dropout_p, seed)
-        return out
+        if on_gpu(q):
+            out, self.saved = forward(q, k, v, scale, dropout_p, seed)
+            return out
+        with products_in(q.dtype):
+            out, saved = forward(*_widened(q, k, v), scale, dropout_p, seed)
+        self.saved = (q, k, v) + saved[3:]
+        return out.astype(q.dtype)
 
     def backward(self, g):
-        return backward(g, self.saved, self.needs_grad[:3]) + (None,)
+        q, k, v, *rest = self.saved
+        if on_gpu(q):
+            return backward(g, self.saved, self.needs_grad[:3]) + (None,)
+        with products_in(q.dtype):
+            grads = backward(g.astype(np.float32), (*_widened(q, k, v), *rest), self.needs_grad[:3])
+        return tuple(None if x is None else x.astype(q.dtype) for x in grads) + (None,)
+
+
+def _widened(*arrays):
+    """16-bit arrays as float32, each laid out in memory as it was (so head views stay views' layout)."""
+    return tuple(a.astype(np.float32, order="K") for a in arrays)

@@ -14,12 +14,15 @@ import ctypes
 
 import numpy as np
 
-from ...backend import cupy
-from ._cuda import ALPHA_BETA, tf32
+from ...backend import bfloat16_or_none, cupy, float16, float64
+from ._cuda import ALPHA_BETA, product_dtype, tf32
 
 _WORKSPACE_BYTES = 32 << 20  # what cuBLAS's documentation advises for Hopper
-_DATA = {np.dtype("float32"): 0, np.dtype("float64"): 1}  # CUDA_R_32F, CUDA_R_64F
+# CUDA_R_32F, CUDA_R_64F, CUDA_R_16F, CUDA_R_16BF
+_DATA = {np.dtype("float32"): 0, float64: 1, float16: 2, **({} if bfloat16_or_none() is None else
+                                                              {bfloat16_or_none(): 14})}
 _COMPUTE_32F, _COMPUTE_32F_FAST_TF32, _COMPUTE_64F = 68, 77, 70
+_COMPUTE_32F_FAST = {float16: 74, bfloat16_or_none(): 75}  # float32 data, products rounded to 16 bits
 _GEMM_DEFAULT = -1
 OP_N, OP_T = 0, 1
 
@@ -69,8 +72,18 @@ def _handle(dtype):
         _check(lib.cublasSetStream_v2(held[0], stream), "cublasSetStream")
         _check(lib.cublasSetWorkspace_v2(held[0], held[1].data.ptr, _WORKSPACE_BYTES), "cublasSetWorkspace")
         held[2] = stream
-    compute = _COMPUTE_64F if dtype == np.float64 else _COMPUTE_32F_FAST_TF32 if tf32() else _COMPUTE_32F
-    return (lib, held[0], compute, *ALPHA_BETA[dtype])
+    return (lib, held[0], compute_type(dtype), *ALPHA_BETA[dtype])
+
+
+def compute_type(dtype):
+    """64-bit products for float64; float32 accumulation for the rest: of 16-bit inputs as they
+    are, of float32 inputs rounded to 16 bits inside products_in (_cuda.py) or to TF32 with CUPY_TF32."""
+    if dtype == float64:
+        return _COMPUTE_64F
+    if dtype.itemsize == 2:
+        return _COMPUTE_32F
+    low = product_dtype()
+    return _COMPUTE_32F_FAST[low] if low is not None else _COMPUTE_32F_FAST_TF32 if tf32() else _COMPUTE_32F
 
 
 def gemm(dtype, op_a, op_b, m, n, k, a, lda, b, ldb, c, ldc):

@@ -25,11 +25,13 @@ import ctypes
 
 import numpy as np
 
-from ...backend import cupy
+from ...backend import bfloat16_or_none, cupy, float16
 from ._cuda import ALPHA_BETA, tf32
 
 _OP_N, _OP_T = 0, 1
-_TYPES = {np.dtype("float32"): (0, 68, 77), np.dtype("float64"): (1, 70, 70)}  # data, compute, TF32 compute
+# data type, compute type, TF32 compute type, scale type (alpha, beta): 16-bit data accumulates in float32
+_TYPES = {np.dtype("float32"): (0, 68, 77, 0), np.dtype("float64"): (1, 70, 70, 1), float16: (2, 68, 68, 0),
+          **({} if bfloat16_or_none() is None else {bfloat16_or_none(): (14, 68, 68, 0)})}
 _DESC_TRANSA, _DESC_TRANSB, _DESC_EPILOGUE, _DESC_BIAS_POINTER = 3, 4, 7, 8
 _EPILOGUE_DEFAULT, _EPILOGUE_RELU, _EPILOGUE_BIAS = 1, 2, 4  # RELU | BIAS: both
 _PREF_MAX_WORKSPACE_BYTES = 1
@@ -89,9 +91,9 @@ class _Plan:
 
     def __init__(self, device_id, dtype, use_tf32, a_shape, b_shape, trans_a, trans_b, epilogue):
         lib, (handle, workspace) = _library(), _device(device_id)
-        data_type, compute, fast = _TYPES[dtype]
+        data_type, compute, fast, scale_type = _TYPES[dtype]
         self.desc = ctypes.c_void_p()
-        _check(lib.cublasLtMatmulDescCreate(ctypes.byref(self.desc), fast if use_tf32 else compute, data_type),
+        _check(lib.cublasLtMatmulDescCreate(ctypes.byref(self.desc), fast if use_tf32 else compute, scale_type),
                "MatmulDescCreate")
         for attr, value in ((_DESC_TRANSA, ctypes.c_int32(_OP_T if trans_b else _OP_N)),
                             (_DESC_TRANSB, ctypes.c_int32(_OP_T if trans_a else _OP_N)),

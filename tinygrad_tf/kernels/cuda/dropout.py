@@ -9,25 +9,26 @@ import numpy as np
 from ...backend import cupy
 from ...function import Function
 from ...ops import dropout
-from ._cuda import elementwise, on_gpu
+from ._cuda import accumulator, elementwise, scalar, stored_on_gpu
 from .random import keep_scale, shift
 
-_kernel = elementwise("tg_dropout", ("x",), "unsigned long long seed, const unsigned long long* shift, T p, T scale",
-                      "tg_uniform<T>(seed + *shift, (unsigned long long)i) >= p ? x * scale : (T)0")
+_kernel = elementwise("tg_dropout", ("x",), "unsigned long long seed, const unsigned long long* shift, A p, A scale",
+                      "tg_uniform<A>(seed + *shift, (unsigned long long)i) >= p ? x * scale : (A)0")
 
 
 def apply(x, p, seed):
     """x * mask / (1 - p), with the mask of `seed` over x's C-ordered elements."""
-    return _kernel(cupy.ascontiguousarray(x), np.uint64(seed), shift(x.device.id), x.dtype.type(p),
-                   keep_scale(p, x.dtype))
+    math = accumulator(x.dtype)  # float32 for float16/bfloat16, as the textbook op draws and scales
+    return _kernel(cupy.ascontiguousarray(x), np.uint64(seed), shift(x.device.id), scalar(math, p), keep_scale(p, math))
 
 
 class Dropout(Function):
     name, replaces = "dropout", dropout.Dropout
+    takes_16_bit = True  # float16/bfloat16, computed in float32 (check.py's 16-bit rows)
 
     @staticmethod
     def supports(x, p, seed):
-        return on_gpu(x)
+        return stored_on_gpu(x)
 
     def forward(self, x, p, seed):
         self.p, self.seed = p, seed

@@ -100,7 +100,7 @@ def matmul_pieces(pieces, trans_a=False, trans_b=False):
 def _checked(a, b, trans_a, trans_b, out):
     """(a, b, out, (m, n, k, count)) ready for _gemm; dims None when there is nothing to multiply."""
     if a.dtype != b.dtype or a.dtype not in ALPHA_BETA or a.ndim < 2 or a.shape[:-2] != b.shape[:-2]:
-        raise ValueError(f"matmul takes float32/float64 arrays of 2 or more dims with the same batch dims, "
+        raise ValueError(f"matmul takes float arrays (16, 32 or 64 bits) of 2 or more dims with the same batch dims, "
                          f"got {a.shape} {a.dtype} and {b.shape} {b.dtype}")
     a, b = operand(a), operand(b)
     batch = a.shape[:-2]

@@ -1,21 +1,22 @@
 """Linear on the GPU: x @ W^T + b as one 2-D GEMM over all leading dims, through cuBLASLt
 with the bias and the ReLU in the GEMM's epilogue (cublaslt.py): no extra passes over the
-output. Where cuBLASLt can't take a product (unaligned operands) or cuBLAS's own choice
+output. float16/bfloat16 operands (autocast) multiply on tensor cores, accumulating in float32. Where cuBLASLt can't take a product (unaligned operands) or cuBLAS's own choice
 timed faster for that shape, it goes through gemm.py's cuBLAS GEMMs."""
 from ...backend import cupy, is_cuda_array
 from ...function import Function
 from ...ops import linear
 from . import cublaslt, gemm, reduce
-from ._cuda import on_gpu
+from ._cuda import stored_on_gpu
 from .relu import relu_backward
 
 
 class Linear(Function):
     name, replaces = "linear", linear.Linear
+    takes_16_bit = True  # float16/bfloat16, computed in float32 (check.py's 16-bit rows)
 
     @staticmethod
     def supports(x, weight, bias, activation):
-        return on_gpu(x, weight) and x.dtype == weight.dtype and (
+        return stored_on_gpu(x, weight) and x.dtype == weight.dtype and (
             bias is None or (is_cuda_array(bias) and bias.dtype == x.dtype))
 
     def forward(self, x, weight, bias, activation):

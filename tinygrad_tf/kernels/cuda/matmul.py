@@ -9,16 +9,17 @@ from ...backend import cupy
 from ...function import Function
 from ...ops import matmul
 from . import gemm
-from ._cuda import on_gpu
+from ._cuda import stored_on_gpu
 
 
 class MatMul(Function):
     name, replaces = "matmul", matmul.MatMul
+    takes_16_bit = True  # float16/bfloat16, computed in float32 (check.py's 16-bit rows)
 
     @staticmethod
     def supports(a, b):
-        """Matrices (or batches of them) of one float type; 1-D operands take the textbook op."""
-        return on_gpu(a, b) and a.ndim >= 2 and b.ndim >= 2 and a.dtype == b.dtype
+        """Matrices (or batches of them) of one float type (16 bits too); 1-D operands take the textbook op."""
+        return stored_on_gpu(a, b) and a.ndim >= 2 and b.ndim >= 2 and a.dtype == b.dtype
 
     def forward(self, a, b):
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])

@@ -9,7 +9,7 @@ CUDA's threadFenceReduction pattern): one launch and deterministic."""
 import numpy as np
 
 from ...backend import cupy
-from ._cuda import raw_kernel
+from ._cuda import accumulator, raw_kernel
 
 _SOURCE = r"""
 // A block is 32 columns (a warp reads 32 neighbours of a row: coalesced) by 8 row lanes. Block
@@ -18,35 +18,37 @@ _SOURCE = r"""
 // each lane a fixed share of them, then the lanes in order.
 #define TG_COLS 32
 #define TG_LANES 8
-__device__ __forceinline__ void tg_lanes_to_row(T (*sh)[TG_LANES][TG_COLS], T acc, T acc_x, int tx, int ty,
-                                                int col, int n, T* out, T* out_x, int both) {
+// Sums are in A (float32 for 16-bit T); `out` is A (the partial rows) or T (the result).
+template <typename O>
+__device__ __forceinline__ void tg_lanes_to_row(A (*sh)[TG_LANES][TG_COLS], A acc, A acc_x, int tx, int ty,
+                                                int col, int n, O* out, O* out_x, int both) {
     sh[0][ty][tx] = acc;
     sh[1][ty][tx] = acc_x;
     __syncthreads();
     if (ty == 0 && col < n) {
-        T s = 0, sx = 0;
+        A s = 0, sx = 0;
         for (int l = 0; l < TG_LANES; ++l) { s += sh[0][l][tx]; sx += sh[1][l][tx]; }
         out[col] = s;
         if (both) out_x[col] = sx;
     }
 }
 
-extern "C" __global__ void col_sum(const T* X, const T* Y, T* PARTIAL, T* OUT, T* OUT2, unsigned int* COUNTERS,
+extern "C" __global__ void col_sum(const T* X, const T* Y, A* PARTIAL, T* OUT, T* OUT2, unsigned int* COUNTERS,
                                    long long rows, int n, long long rows_per_chunk, int has_y, int both) {
-    __shared__ T sh[2][TG_LANES][TG_COLS];
+    __shared__ A sh[2][TG_LANES][TG_COLS];
     __shared__ unsigned int ticket;
     int tx = threadIdx.x, ty = threadIdx.y, col = blockIdx.x * TG_COLS + tx;
     long long second = (long long)gridDim.y * n;  // where the second sum's partial rows start
     long long r0 = (long long)blockIdx.y * rows_per_chunk;
     long long r1 = r0 + rows_per_chunk < rows ? r0 + rows_per_chunk : rows;
-    T acc = 0, acc_x = 0;
+    A acc = 0, acc_x = 0;
     if (col < n) {
         if (has_y) {
             #pragma unroll 4
-            for (long long r = r0 + ty; r < r1; r += TG_LANES) { T x = X[r * n + col]; acc += x * Y[r * n + col]; acc_x += x; }
+            for (long long r = r0 + ty; r < r1; r += TG_LANES) { A x = X[r * n + col]; acc += x * (A)Y[r * n + col]; acc_x += x; }
         } else {
             #pragma unroll 4
-            for (long long r = r0 + ty; r < r1; r += TG_LANES) acc += X[r * n + col];
+            for (long long r = r0 + ty; r < r1; r += TG_LANES) acc += (A)X[r * n + col];
         }
     }
     long long base = (long long)blockIdx.y * n;
@@ -74,7 +76,8 @@ _counters = {}  # device id -> zeroed tickets, one per column block (each launch
 
 
 def column_sum(x, y=None):
-    """(x * y).sum(axis=0), or x.sum(axis=0), for (rows, n) arrays of one float dtype."""
+    """(x * y).sum(axis=0), or x.sum(axis=0), for (rows, n) arrays of one float dtype (16-bit ones
+    summed in float32 and rounded once)."""
     return _column_sums(x, y, both=False)[0]
 
 
@@ -96,7 +99,7 @@ def _column_sums(x, y, both):
     device = x.device.id
     if device not in _counters:
         _counters[device] = cupy.zeros(_MAX_COLUMN_BLOCKS, np.uint32)
-    partial = cupy.empty(((2 if both else 1) * chunks, n), x.dtype)
+    partial = cupy.empty(((2 if both else 1) * chunks, n), accumulator(x.dtype))
     out, out2 = cupy.empty((n,), x.dtype), (cupy.empty((n,), x.dtype) if both else None)
     raw_kernel(_SOURCE, "col_sum", x.dtype)(
         ((n + _COLS - 1) // _COLS, chunks), (_COLS, _LANES),

@@ -6,7 +6,7 @@ Linear's fused ReLU (linear.py) uses the same backward."""
 from ...backend import cupy
 from ...function import Function
 from ...ops import elementwise
-from ._cuda import elementwise as vectorized, on_gpu
+from ._cuda import elementwise as vectorized, stored_on_gpu
 
 _kernel = vectorized("tg_relu_backward", ("g", "out"), "", "out <= (T)0 ? (T)0 : g")
 
@@ -17,10 +17,11 @@ def relu_backward(g, out):
 
 class Relu(Function):
     name, replaces = "relu", elementwise.Relu
+    takes_16_bit = True  # float16/bfloat16, computed in float32 (check.py's 16-bit rows)
 
     @staticmethod
     def supports(a):
-        return on_gpu(a)
+        return stored_on_gpu(a)
 
     def forward(self, a):
         self.out = cupy.maximum(a, 0)

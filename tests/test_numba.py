@@ -1,0 +1,237 @@
+"""The Numba CPU kernels (tinygrad_tf/kernels/numba/, the optional `cpu` extra): parity with the
+textbook ops through the Tensor API (forward and every gradient, float64 and float32, edge
+shapes), the "numba" switch, the NumPy path when numba is missing, tg.set_num_threads, the
+Adam update, and the one-line announcement of a compile. Skipped where numba is not installed
+(check.py's table, run by test_kernels.py, skips their rows there too)."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import tinygrad_tf as tg  # noqa: E402
+from tinygrad_tf import check, dispatch, kernels, ops  # noqa: E402
+from tinygrad_tf.kernels import cpu  # noqa: E402
+from tinygrad_tf.kernels.numba import _numba, adam, cross_entropy, embedding, layer_norm, linear, relu  # noqa: E402
+from tinygrad_tf.models.gpt import GPT, GPTConfig  # noqa: E402
+from tinygrad_tf.nn import functional as F  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+
+
+def _grads(fn, arrays, dtype, spec):
+    """fn's output and the gradients of its float inputs (a fixed random output gradient), under `spec`."""
+    with kernels.selected(spec):
+        ts = [tg.tensor(a.astype(dtype), requires_grad=True) if a.dtype.kind == "f" else tg.tensor(a) for a in arrays]
+        out = fn(*ts)
+        g = np.random.default_rng(5).standard_normal(out.shape).astype(dtype)
+        out.backward(tg.tensor(g))
+        return [out.detach().numpy()] + [t.grad.numpy() for t in ts if t.requires_grad]
+
+
+def _assert_same(fn, arrays, dtype):
+    """Numba's kernels ("all") against the textbook ops ("none"), within check.py's tolerance."""
+    fused, textbook = _grads(fn, arrays, dtype, "all"), _grads(fn, arrays, dtype, "none")
+    for f, t in zip(fused, textbook):
+        assert f.shape == t.shape and f.dtype == t.dtype
+        assert check._relative_difference(f.astype(np.float64), t.astype(np.float64)) <= check.TOLERANCE[dtype]
+
+
+def _r(*shape, seed=0, scale=1.0):
+    return np.random.default_rng(seed).standard_normal(shape) * scale
+
+
+@DTYPES
+@pytest.mark.parametrize("rows", [0, 1, 3, 130])
+def test_layer_norm(rows, dtype):
+    _assert_same(lambda x, w, b: F.layer_norm(x, (24,), w, b), [_r(rows, 24, scale=3) + 5, _r(24, seed=1),
+                                                               _r(24, seed=2)], dtype)
+    _assert_same(lambda x: F.layer_norm(x, (2, 5)), [_r(rows, 2, 5)], dtype)
+
+
+@DTYPES
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # the mean of no rows: nan, in both
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy(reduction, smoothing, dtype):
+    targets = np.random.default_rng(3).integers(0, 65, 50)
+    targets[::4] = 7  # ignore_index=7 below: a class that also shows up as a target
+    for logits, t, ignore in ((_r(50, 65, scale=4), targets, 7), (_r(1, 65), targets[:1], -100),
+                              (_r(0, 65), targets[:0], -100), (_r(3, 65), np.full(3, -100), -100)):
+        _assert_same(lambda x, y: F.cross_entropy(x, y, ignore_index=ignore, reduction=reduction,
+                                                  label_smoothing=smoothing).reshape(-1), [logits, t], dtype)
+
+
+@DTYPES
+def test_embedding_with_repeated_ids(dtype):
+    ids = np.random.default_rng(4).integers(0, 5, (3, 40))
+    _assert_same(lambda i, w: F.embedding(i, w), [ids, _r(5, 16)], dtype)
+    _assert_same(lambda i, w: F.embedding(i, w), [ids[:0], _r(5, 16)], dtype)
+
+
+@DTYPES
+def test_relu_and_linear_relu(dtype):
+    _assert_same(lambda x: x.relu(), [_r(3, 50, 7)], dtype)
+    _assert_same(lambda x, w, b: F.linear(x, w, b, activation="relu"), [_r(2, 70, 24), _r(40, 24, seed=1),
+                                                                          _r(40, seed=2)], dtype)
+    _assert_same(lambda x, w: F.linear(x, w, activation="relu"), [_r(1, 24), _r(40, 24, seed=1)], dtype)
+
+
+def test_relu_keeps_nan_and_passes_no_nan_gradient_where_cut():
+    x = tg.tensor([-1.0, np.nan, 2.0, 0.0], requires_grad=True)
+    y = x.relu()
+    assert type(y.grad_fn) is relu.Relu
+    y.backward(tg.tensor([np.nan, 1.0, 2.0, np.inf]))
+    np.testing.assert_array_equal(y.detach().numpy(), [0.0, np.nan, 2.0, 0.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0, 2.0, 0.0])
+
+
+@DTYPES
+def test_a_gpt_step_matches_the_numpy_path_and_the_textbook(dtype):
+    """Loss and every gradient of a small GPT: Numba's kernels, the NumPy twins and the textbook ops."""
+    results = {}
+    idx = np.random.default_rng(1).integers(0, 11, (3, 8))
+    targets = np.random.default_rng(2).integers(0, 11, (3, 8))
+    for spec in ("all", "-numba", "none"):
+        with kernels.selected(spec):
+            tg.manual_seed(0)
+            model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=0.0)).to(dtype)
+            _, loss = model(tg.tensor(idx), tg.tensor(targets))
+            loss.backward()
+            results[spec] = [loss.detach().numpy()] + [p.grad.numpy() for p in model.parameters()]
+    for other in ("-numba", "none"):
+        for a, b in zip(results["all"], results[other]):
+            assert check._relative_difference(a.astype(np.float64), b.astype(np.float64)) <= 10 * check.TOLERANCE[dtype]
+
+
+def test_the_switch_picks_numba_then_numpy_then_textbook():
+    x = np.ones((3, 4))
+    cases = [(ops.layer_norm.LayerNorm, (x, x[0], x[0], 1, 1e-5), layer_norm.LayerNorm, cpu.layer_norm.LayerNorm),
+             (ops.linear.Linear, (x, x, x[:, 0], "relu"), linear.Linear, cpu.linear.Linear),
+             (ops.embedding.Embedding, (np.zeros(3, np.int64), x), embedding.Embedding, cpu.embedding.Embedding),
+             (ops.cross_entropy.CrossEntropy, (x, np.zeros(3, np.int64), -100, "mean", 0.0),
+              cross_entropy.CrossEntropy, ops.cross_entropy.CrossEntropy),
+             (ops.elementwise.Relu, (x,), relu.Relu, ops.elementwise.Relu)]
+    for op, args, numba_op, numpy_op in cases:
+        assert dispatch.choose(op, args, {}) is numba_op
+        with kernels.selected("-numba"):
+            assert dispatch.choose(op, args, {}) is numpy_op
+        with kernels.selected("none"):
+            assert dispatch.choose(op, args, {}) is op
+    assert dispatch.choose(ops.linear.Linear, (x, x, x[:, 0], None), {}) is cpu.linear.Linear  # nothing to fuse
+    assert dispatch.choose(ops.layer_norm.LayerNorm, (x.astype(np.float16), None, None, 1, 1e-5), {}) \
+        is cpu.layer_norm.LayerNorm
+    assert not adam.supports(x, x, x, x.T.copy().T)  # a strided moment: the flat loop cannot take it
+    with kernels.selected("-numba"):
+        assert not adam.supports(x, x, x, x) and _numba.missing() == "the numba kernels are switched off"
+    assert adam.supports(x, x, x, x) and _numba.missing() is None
+
+
+def test_without_numba_the_numpy_path_runs_and_its_rows_are_skipped(monkeypatch):
+    monkeypatch.setattr(_numba, "numba", None)  # as load() leaves it when numba is not installed
+    x = np.ones((3, 4))
+    assert dispatch.choose(ops.layer_norm.LayerNorm, (x, x[0], x[0], 1, 1e-5), {}) is cpu.layer_norm.LayerNorm
+    assert _numba.missing() == "numba is not installed"
+    case = next(c for c in check.CASES if c.fused is layer_norm.LayerNorm)
+    assert check.check_case(case, np.float64)["passed"] is None
+    assert check.check_numba_adam(np.float64)["note"] == "numba is not installed"
+
+
+def _python(code, **env):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **env})
+
+
+def test_hidden_numba_gives_the_numpy_path(tmp_path):
+    """A numba package that fails to import, first on the path: as if numba were not installed."""
+    (tmp_path / "numba").mkdir()
+    (tmp_path / "numba" / "__init__.py").write_text("raise ImportError('hidden by test_numba.py')\n")
+    out = _python("""
+        import numpy as np, tinygrad_tf as tg
+        from tinygrad_tf import check, dispatch, ops
+        x = np.ones((3, 4))
+        print(dispatch.choose(ops.layer_norm.LayerNorm, (x, x[0], x[0], 1, 1e-5), {}).__module__)
+        rows = check.run_all((np.float64,))
+        print(sum(r["passed"] is False for r in rows), sorted({r["note"] for r in rows if r["passed"] is None}))
+        tg.set_num_threads(1)
+        print(tg.get_num_threads())
+        """, PYTHONPATH=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    module, failed, threads = out.stdout.split("\n")[:3]
+    assert module == "tinygrad_tf.kernels.cpu.layer_norm"
+    assert failed.startswith("0 ") and "numba is not installed" in failed
+    assert threads == "1"
+
+
+def test_importing_starts_no_thread_and_does_not_import_numba():
+    out = _python("""
+        import sys, numpy  # NumPy's BLAS starts its own threads when it loads
+        def threads(): return int(open('/proc/self/status').read().split('Threads:')[1].split()[0])
+        before = threads()
+        import tinygrad_tf
+        print('numba' in sys.modules, threads() - before)
+        """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "0"]
+
+
+def test_set_num_threads_sets_numba_and_blas_and_results_do_not_depend_on_it():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before, blas_before = tg.get_num_threads(), threadpoolctl.threadpool_info()
+    x = _r(300, 64, scale=2).astype(np.float32)
+    try:
+        runs = []
+        for n in (1, 2):
+            tg.set_num_threads(n)
+            assert tg.get_num_threads() == min(n, _numba.load().config.NUMBA_NUM_THREADS)
+            assert all(p["num_threads"] == n for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
+            runs.append(_grads(lambda t: F.layer_norm(t, (64,), tg.ones(64), tg.zeros(64)), [x], np.float32, "all"))
+        for a, b in zip(*runs):  # the kernels run on the calling thread: the same bits whatever the count
+            np.testing.assert_array_equal(a, b)
+        with pytest.raises(ValueError):
+            tg.set_num_threads(0)
+    finally:
+        tg.set_num_threads(before)
+        threadpoolctl.threadpool_limits(limits={p["prefix"]: p["num_threads"] for p in blas_before})
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_adam_update_matches_the_textbook_bit_for_bit(dtype):
+    row = check.check_numba_adam(dtype)
+    assert row["passed"] and row["worst"] == 0.0, row
+
+
+def test_adam_update_without_weight_decay_and_a_float32_param():
+    p = _r(4, 3).astype(np.float32)
+    opt = tg.optim.Adam([tg.tensor(p.copy(), requires_grad=True)], lr=0.1, fused=False)
+    m, v, q = np.zeros_like(p), np.zeros_like(p), p.copy()
+    for step in (1, 2):
+        g = _r(4, 3, seed=step).astype(np.float32)
+        opt.param_groups[0]["params"][0].grad = tg.tensor(g)
+        opt.step()
+        adam.update([q], [g], [m], [v], lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0, decoupled=False,
+                    step=step)
+    np.testing.assert_array_equal(q, opt.param_groups[0]["params"][0].detach().numpy())
+    assert q.dtype == np.float32
+
+
+def test_a_compile_is_announced_once_and_the_cache_is_used(tmp_path):
+    code = """
+        import numpy as np, tinygrad_tf as tg
+        x = tg.tensor(np.arange(6.0) - 3, requires_grad=True)
+        x.relu().sum().backward()
+        tg.tensor(np.arange(6.0, dtype=np.float32)).relu()
+        print(x.grad.numpy().tolist())
+        """
+    cold = _python(code, NUMBA_CACHE_DIR=str(tmp_path))
+    warm = _python(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert cold.returncode == 0 and warm.returncode == 0, cold.stderr + warm.stderr
+    assert cold.stdout == warm.stdout == "[0.0, 0.0, 0.0, 0.0, 1.0, 1.0]\n"
+    assert cold.stderr.count("compiling CPU kernels") == 1 and cold.stderr.count("\n") == 1, cold.stderr
+    assert warm.stderr == ""

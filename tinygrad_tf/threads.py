@@ -1,0 +1,51 @@
+"""tg.set_num_threads(n) and tg.get_num_threads(): the CPU threads of an op (PyTorch's names).
+
+Two thread pools do the CPU's work: BLAS's (OpenBLAS under NumPy: the GEMMs) and numba's (the
+kernels of kernels/numba/, when numba is installed). set_num_threads(n) sets both, so that
+they do not take turns on cores that the other one's idle workers still spin on.
+
+BLAS's count is set through threadpoolctl when it is installed: NumPy has no call for it, and
+OpenBLAS reads OPENBLAS_NUM_THREADS (OMP_NUM_THREADS, MKL_NUM_THREADS) only when it is
+loaded; threadpoolctl finds the BLAS library in the process and calls its own setter
+(openblas_set_num_threads, MKL's). Without threadpoolctl only numba's count is set, and BLAS
+keeps what those variables gave it at start-up.
+
+Numba counts threads per calling thread (a count set in one Python thread does not apply to
+another) and up to NUMBA_NUM_THREADS (the cores, unless that variable says otherwise): a
+larger n gives numba that many. Importing tinygrad_tf sets nothing: only these calls do.
+"""
+import os
+
+from .kernels.numba import _numba
+
+
+def _threadpoolctl():
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    return threadpoolctl
+
+
+def set_num_threads(n):
+    """Use n threads for the CPU's ops: numba's kernels and BLAS's GEMMs."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"set_num_threads expects a positive int, got {n!r}")
+    numba = _numba.load()
+    if numba is not None:
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    threadpoolctl = _threadpoolctl()
+    if threadpoolctl is not None:
+        threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+
+
+def get_num_threads():
+    """The threads of the CPU's ops: numba's count when numba is installed, else BLAS's (through
+    threadpoolctl), else the number of CPUs this process may run on."""
+    numba = _numba.load()
+    if numba is not None:
+        return numba.get_num_threads()
+    threadpoolctl = _threadpoolctl()
+    blas = [] if threadpoolctl is None else [p["num_threads"] for p in threadpoolctl.threadpool_info()
+                                             if p["user_api"] == "blas"]
+    return blas[0] if blas else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
