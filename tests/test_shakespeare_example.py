@@ -190,7 +190,7 @@ def test_bad_values_are_one_line_errors_before_any_work(tmp_path, text_file, cap
     assert not (tmp_path / "d").exists() and "GPT:" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags", [("--seed", "x"), ("--resume", "--sample-only"), ("--dtype", "float16")])
+@pytest.mark.parametrize("flags", [("--seed", "x"), ("--resume", "--sample-only"), ("--dtype", "int32")])
 def test_flags_argparse_rejects_exit_with_status_2(tmp_path, text_file, capsys, flags):
     example = load_example()
     with pytest.raises(SystemExit) as stopped:
