@@ -27,7 +27,7 @@ from .autograd import unbroadcast
 from .kernels.cpu import attention as cpu_attention, embedding as cpu_embedding, layer_norm as cpu_layer_norm, \
     linear as cpu_linear
 from .kernels.cuda import add, attention, cast, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
-from .kernels.numba import _numba, adam as numba_adam, cross_entropy as numba_cross_entropy, \
+from .kernels.numba import _numba, attention as numba_attention, adam as numba_adam, cross_entropy as numba_cross_entropy, \
     embedding as numba_embedding, layer_norm as numba_layer_norm, linear as numba_linear, relu as numba_relu
 from .optim import Adam, AdamW
 from .tensor import Tensor
@@ -161,6 +161,18 @@ CASES = [
 ]
 
 
+CASES += [
+    Case(numba_attention.Attention, "causal", (*_qkv(2, 3, 16, 8), None, 0.35, 0.0, None, True)),
+    Case(numba_attention.Attention, "causal, dropout 0.3", (*_qkv(2, 3, 67, 8), None, 0.35, 0.3, 7, True)),
+    Case(numba_attention.Attention, "float mask, dropout 0.3",
+         (_r(2, 4, 3), _r(2, 5, 3, seed=1), _r(2, 5, 3, seed=2), _r(4, 5, seed=4), 0.5, 0.3, 7, False)),
+    Case(numba_attention.Attention, "a query that sees no key",
+         (_r(2, 4, 3), _r(2, 5, 3, seed=1), _r(2, 5, 3, seed=2), _blind_bias(), 0.5, 0.3, 7, False)),
+    Case(numba_attention.Attention, "0 queries",
+         (_r(2, 0, 3), _r(2, 5, 3, seed=1), _r(2, 5, 3, seed=2), None, 0.5, 0.0, None, False)),
+    Case(numba_attention.Attention, "broadcast batch, a mask per batch, causal, dropout 0.2",
+         (_r(2, 3, 7, 4), _r(3, 9, 4, seed=1), _r(1, 9, 5, seed=2), _r(2, 1, 7, 9, seed=4), 0.5, 0.2, 11, True)),
+]
 CASES += [Case(cast.Cast, f"float32 to {d.name}", (_r(7, 33), d), dtypes=(np.dtype(np.float32),)) for d in HALF_DTYPES]
 CASES += [Case(cast.Cast, "16 bits to float32", (_r(7, 33), np.dtype(np.float32)), dtypes=HALF_DTYPES)]
 

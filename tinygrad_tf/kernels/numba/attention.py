@@ -1,0 +1,330 @@
+"""Attention on the CPU: the GEMMs in BLAS (NumPy's matmul), everything between them in one
+Numba loop over rows, and the whole op taken a few heads at a time so that the T x T scores
+of those heads stay in cache from the GEMM that writes them to the GEMM that reads them
+(batch 64, 6 heads, T 256, d 64, float32, forward + backward on the 2-core machine: 350 ms in
+chunks of 1 MiB, 690 ms over the whole batch at once).
+
+Forward, for each chunk of (batch, head) matrices: S = q k^T (BLAS, straight into the saved
+weights), then one pass per row scales, masks (explicit, causal or both), takes the max-shifted
+softmax in place and draws the dropout mask into a chunk-sized scratch; then out = Pd v (BLAS).
+A causal row i reads and exps keys 0..i only. Backward, per chunk: dPd = g v^T (BLAS, into a
+chunk-sized scratch), one pass per row redraws the dropout mask from the seed and makes
+dS = P * (dP - rowsum(dP * P)) in place (times the scale, unless dS itself, the mask's gradient,
+is asked for), then dV = Pd^T g, dQ = dS k, dK = dS^T q (BLAS). Between forward and backward
+only the weights P are kept, one T x T array (the textbook op keeps three with dropout); no
+other T x T array is made, so no page of fresh memory is faulted in and zeroed for them.
+
+The dropout mask is ops/random.py's counter-based hash (splitmix64 of seed + (i + 1) * golden,
+i the element's index in the C-ordered scores) in uint64 arithmetic: the same bits, so the same
+mask as the textbook op's. u >= p is compared as integers, (hash >> (64 - bits)) >=
+ceil(p * 2^bits), which is exact, with p at the dtype NumPy compares u and p in (a Python float
+against float32 weights: float32).
+
+A query that sees no key (a row of -inf) gets weights 0, so output 0 and no gradient, as the
+textbook op's safe softmax; NaNs spread as they do there. Sums run in float64, four running
+sums in turn (as layer_norm.py). The loops run on the calling thread: between GEMMs the second
+core belongs to BLAS (_numba.py says why). Split over numba's threads (prange over rows) the
+op above took 2.2 s in chunks (a launch per chunk, each one fighting BLAS's waiting threads)
+and 330 ms over the whole batch, against 300 ms on one thread.
+"""
+import math
+from decimal import Decimal
+
+import numpy as np
+
+from ...function import Function
+from ...ops import attention
+from ...ops.random import GOLDEN, MIX1, MIX2
+from ._numba import kernel, usable
+
+_U64 = np.uint64
+_GOLDEN, _MIX1, _MIX2 = _U64(GOLDEN), _U64(MIX1), _U64(MIX2)
+_S27, _S30, _S31, _ONE = _U64(27), _U64(30), _U64(31), _U64(1)
+CHUNK_BYTES = 1 << 20  # the scores of one chunk of matrices: what stays in cache from GEMM to GEMM
+
+
+def _exp(dtype, ln2_hi, degree, min_k):
+    """Constants for exp(x), x <= 0, in `dtype` (the forward's loop), computed without a call or
+    a branch so that the loop is vectorized (libm's exp, a call per element, was 3-4x slower):
+    x = k ln2 + f with |f| <= ln2 / 2 (ln2 in two parts, the first with bits to spare so that
+    k * ln2_hi is exact), exp(f) by its Taylor polynomial to `degree` (the first term left out
+    is under 1/20 ulp), times 2^k made from its bits. Within 1 ulp of the correctly rounded exp
+    (measured on 10^5 points per dtype; the tests hold the weights to a softmax taken in more
+    precision). Below (min_k - 1/2) ln2, where 2^k would be subnormal, exp(x) is taken as 0
+    (off by < 2^min_k, in weights <= 1)."""
+    ln2 = Decimal("0.693147180559945309417232121458176568")
+    taylor = np.array([1 / math.factorial(i) for i in range(degree, -1, -1)], dtype)
+    return (*(dtype.type(c) for c in (1 / math.log(2), 0.5, min_k, ln2_hi, float(ln2 - Decimal(ln2_hi)),
+                                       (min_k - 0.5) * math.log(2))), taylor)
+
+
+_LOG2E_32, _HALF_32, _MIN_K_32, _LN2_HI_32, _LN2_LO_32, _CUT_32, _TAYLOR_32 = _exp(np.dtype(np.float32),
+                                                                                   0.693145751953125, 7, -126)
+_LOG2E_64, _, _MIN_K_64, _LN2_HI_64, _LN2_LO_64, _CUT_64, _TAYLOR_64 = _exp(np.dtype(np.float64),
+                                                                           0.6931471803691238, 13, -1022)
+
+
+@kernel()
+def _forward(s, first, tq, causal, scale, lowest, single, bias, dropout, seed, shift, threshold, keep, dropped):
+    """Scores s (rows, n) -> softmax weights, in place; with dropout, dropped <- weights * mask.
+
+    Row r is row first + r of all the scores: query (first + r) % tq, which sees keys 0..that
+    when causal and adds bias[(first + r) % len(bias)] (bias has 0 rows when there is none).
+    lowest is -inf of s's dtype and `single` whether that is float32; keep 1 / (1 - p) in it."""
+    rows, n = s.shape
+    n_bias = bias.shape[0]
+    zero = keep * 0
+    for r in range(rows):
+        at = first + r
+        row = s[r]
+        last = min(at % tq + 1, n) if causal else n  # keys last.. are masked: weight 0
+        if n_bias:
+            b = bias[at % n_bias]
+            for j in range(last):
+                row[j] = row[j] * scale + b[j]
+        else:
+            for j in range(last):
+                row[j] = row[j] * scale
+        last4 = last - last % 4
+        t0 = t1 = t2 = t3 = lowest
+        for j in range(0, last4, 4):
+            t0 = row[j] if row[j] > t0 else t0
+            t1 = row[j + 1] if row[j + 1] > t1 else t1
+            t2 = row[j + 2] if row[j + 2] > t2 else t2
+            t3 = row[j + 3] if row[j + 3] > t3 else t3
+        for j in range(last4, last):
+            t0 = row[j] if row[j] > t0 else t0
+        t0 = t1 if t1 > t0 else t0
+        t2 = t3 if t3 > t2 else t2
+        top = t2 if t2 > t0 else t0  # the max (a NaN is passed over here, and spreads through exp)
+        if top == lowest:  # every key masked (or NaN): the safe softmax's weights 0 (NaN with a NaN)
+            blind = zero
+            for j in range(last):
+                if row[j] != row[j]:
+                    blind = row[j]
+            for j in range(n):
+                row[j] = blind
+        else:
+            if single:  # exp(row - top), _exp's way, in float32
+                for j in range(last):
+                    x = row[j] - top
+                    k = np.floor(x * _LOG2E_32 + _HALF_32)
+                    k = k if k > _MIN_K_32 else _MIN_K_32  # also for x NaN or -inf: the last select decides
+                    f = (x - k * _LN2_HI_32) - k * _LN2_LO_32
+                    e = _TAYLOR_32[0]
+                    for i in range(1, _TAYLOR_32.size):
+                        e = e * f + _TAYLOR_32[i]
+                    row[j] = zero if x < _CUT_32 else e * np.int32((np.int32(k) + 127) << 23).view(np.float32)
+            else:  # in float64
+                for j in range(last):
+                    x = row[j] - top
+                    k = np.floor(x * _LOG2E_64 + 0.5)
+                    k = k if k > _MIN_K_64 else _MIN_K_64
+                    f = (x - k * _LN2_HI_64) - k * _LN2_LO_64
+                    e = _TAYLOR_64[0]
+                    for i in range(1, _TAYLOR_64.size):
+                        e = e * f + _TAYLOR_64[i]
+                    row[j] = zero if x < _CUT_64 else e * np.int64((np.int64(k) + 1023) << 52).view(np.float64)
+            s0 = s1 = s2 = s3 = 0.0
+            for j in range(0, last4, 4):
+                s0 += row[j]
+                s1 += row[j + 1]
+                s2 += row[j + 2]
+                s3 += row[j + 3]
+            for j in range(last4, last):
+                s0 += row[j]
+            inverse = 1.0 / ((s0 + s1) + (s2 + s3))
+            for j in range(last):
+                row[j] = row[j] * inverse
+            for j in range(last, n):
+                row[j] = inverse * 0  # exp(-inf) / sum: 0, or NaN where the sum is
+        if dropout:
+            out = dropped[r]
+            count = seed + (_U64(at) * _U64(n) + _ONE) * _GOLDEN  # ops/random.py's uniform, as integers
+            for j in range(last):
+                z = count
+                count += _GOLDEN  # seed + (i + 1) * golden for element i = at * n + j
+                z = (z ^ (z >> _S30)) * _MIX1
+                z = (z ^ (z >> _S27)) * _MIX2
+                z = z ^ (z >> _S31)
+                out[j] = row[j] * (keep if (z >> shift) >= threshold else zero)
+            for j in range(last, n):
+                out[j] = row[j] * 0
+
+
+@kernel()
+def _backward(w, gd, first, tq, causal, factor, dropout, seed, shift, threshold, keep, dropped):
+    """gd = dL/d(dropped weights) (rows, n) -> dL/d scores * factor, in place, from the weights w;
+    with dropout, dropped <- w * mask (the forward's, redrawn from the seed). Rows as _forward."""
+    rows, n = w.shape
+    zero = keep * 0
+    for r in range(rows):
+        at = first + r
+        p, gr = w[r], gd[r]
+        last = min(at % tq + 1, n) if causal else n  # weights last.. are 0, and so their gradient
+        if dropout:
+            out = dropped[r]
+            count = seed + (_U64(at) * _U64(n) + _ONE) * _GOLDEN
+            for j in range(last):
+                z = count
+                count += _GOLDEN
+                z = (z ^ (z >> _S30)) * _MIX1
+                z = (z ^ (z >> _S27)) * _MIX2
+                z = z ^ (z >> _S31)
+                m = keep if (z >> shift) >= threshold else zero
+                gr[j] = gr[j] * m
+                out[j] = p[j] * m
+            for j in range(last, n):
+                out[j] = p[j] * 0
+        last4 = last - last % 4
+        s0 = s1 = s2 = s3 = 0.0
+        for j in range(0, last4, 4):
+            s0 += gr[j] * p[j]
+            s1 += gr[j + 1] * p[j + 1]
+            s2 += gr[j + 2] * p[j + 2]
+            s3 += gr[j + 3] * p[j + 3]
+        for j in range(last4, last):
+            s0 += gr[j] * p[j]
+        dot = (s0 + s1) + (s2 + s3)
+        for j in range(last):
+            gr[j] = p[j] * (gr[j] - dot) * factor  # the softmax backward: P * (dP - rowsum(dP * P))
+        for j in range(last, n):
+            gr[j] = 0 * (gr[j] - dot)  # 0, or NaN where the textbook's 0 * (dP - rowsum) is
+
+
+def _dropout_bits(dtype, p):
+    """(shift, threshold): an element is kept where (hash >> shift) >= threshold, which is
+    ops/random.py's u >= p as NumPy compares them (u of `dtype`; p a Python float: at that dtype)."""
+    bits = 24 if dtype == np.float32 else 53
+    at = np.result_type(np.empty(0, dtype), p).type(p)
+    return _U64(64 - bits), _U64(min(max(math.ceil(float(at) * 2.0 ** bits), 0), 2 ** bits))
+
+
+def _chunks(batch, per_chunk):
+    """Index tuples into arrays of batch dims `batch`, in C order, each picking a run of at most
+    per_chunk whole matrices (at least one): the leading dims as ints, then one slice."""
+    if not batch:
+        yield ()
+        return
+    inner = math.prod(batch[1:])
+    if inner <= per_chunk or inner == 0:
+        step = max(1, per_chunk // max(inner, 1))
+        for a in range(0, batch[0], step):
+            yield slice(a, min(a + step, batch[0])),
+    else:
+        for a in range(batch[0]):
+            for rest in _chunks(batch[1:], per_chunk):
+                yield (a,) + rest
+
+
+def _2d(a):
+    """A contiguous array as (rows, last dim), a view."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+
+
+def _first(index, batch):
+    """The flat number of the first matrix that chunk `index` picks."""
+    starts = [i if isinstance(i, int) else i.start for i in index]
+    starts += [0] * (len(batch) - len(starts))
+    return int(np.ravel_multi_index(starts, batch)) if batch else 0
+
+
+class Attention(Function):
+    name, replaces = "attention", attention.Attention
+    reads = attention.Attention.reads
+
+    @staticmethod
+    def supports(q, k, v, bias, scale, dropout_p, seed, causal):
+        """CPU float32/float64 arrays of one dtype, at least 2-D; a float mask of that dtype;
+        neither v nor the mask broadcasting the scores to more dims; numba here and switched on."""
+        arrays = (q, k, v) if bias is None else (q, k, v, bias)
+        if not all(isinstance(a, np.ndarray) and a.dtype == q.dtype for a in arrays) \
+                or q.dtype not in (np.float32, np.float64) or min(q.ndim, k.ndim, v.ndim) < 2 \
+                or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:  # (the textbook op then says what)
+            return False
+        try:
+            batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+            scores = batch + (q.shape[-2], k.shape[-2])
+            if np.broadcast_shapes(batch, v.shape[:-2]) != batch or \
+                    bias is not None and np.broadcast_shapes(bias.shape, scores) != scores:
+                return False
+        except ValueError:
+            return False
+        return usable()
+
+    def forward(self, q, k, v, bias, scale, dropout_p, seed, causal):
+        dtype, needs = q.dtype, self.needs_grad or (True,) * 4  # needs_grad not set: keep all
+        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+        tq, n = q.shape[-2], k.shape[-2]
+        q, k, v = (np.broadcast_to(a, batch + a.shape[-2:]) for a in (q, k, v))
+        per_chunk = max(1, CHUNK_BYTES // max(tq * n * dtype.itemsize, 1))
+        weights = np.empty(batch + (tq, n), dtype) if any(needs) else None  # kept for backward
+        scratch = np.empty(min(per_chunk, math.prod(batch)) * tq * n, dtype)
+        rows = self._bias_rows(bias, batch + (tq, n), dtype)
+        p = bool(dropout_p)
+        shift, threshold = _dropout_bits(dtype, dropout_p) if p else (_U64(0), _U64(0))
+        keep, seed = dtype.type(1 / (1 - dropout_p) if p else 1), _U64(seed if p else 0)
+        out = np.empty(batch + (tq, v.shape[-1]), dtype)
+        for index in _chunks(batch, per_chunk):
+            qc, kc = q[index], k[index]
+            shape = qc.shape[:-2] + (tq, n)
+            w = weights[index] if weights is not None else scratch[:math.prod(shape)].reshape(shape)
+            np.matmul(qc, np.swapaxes(kc, -1, -2), out=w)
+            # The dropped weights: a scratch (the weights' own, when nothing is kept), or the weights.
+            dropped = scratch[:w.size].reshape(shape) if p else w
+            _forward(_2d(w), _first(index, batch) * tq, max(tq, 1), bool(causal), dtype.type(scale),
+                     dtype.type(-np.inf), dtype == np.float32, rows, p, seed, shift, threshold, keep, _2d(dropped))
+            np.matmul(dropped, v[index], out=out[index])
+        if weights is not None:
+            self.weights, self.q, self.k, self.v, self.batch = weights, q, k, v, batch
+            self.scale, self.causal, self.dropout = scale, bool(causal), (p, seed, shift, threshold, keep)
+        return out
+
+    @staticmethod
+    def _bias_rows(bias, shape, dtype):
+        """The mask as (rows, n), read-only: one (tq, n) block when it is the same for every
+        matrix, else every row; (0, n) without a mask."""
+        if bias is None:
+            rows = np.empty((0, shape[-1]), dtype)
+        else:
+            full = np.broadcast_to(bias, shape)
+            if all(s == 1 for s in bias.shape[:-2]):
+                rows = np.ascontiguousarray(full[(0,) * (len(shape) - 2)])
+            else:
+                rows = np.ascontiguousarray(full).reshape(math.prod(shape[:-1]), shape[-1])
+        rows = rows.view()
+        rows.flags.writeable = False  # one compiled kernel for either (a broadcast view is read-only)
+        return rows
+
+    def backward(self, g):
+        needs = self.needs_grad or (True,) * 4
+        w, batch, dtype = self.weights, self.batch, self.weights.dtype
+        tq, n = w.shape[-2:]
+        g = g.astype(dtype, copy=False)
+        p, seed, shift, threshold, keep = self.dropout
+        # The scale goes into dS unless dS itself is asked for (the mask's gradient): then after the GEMMs.
+        factor, later = (dtype.type(1), dtype.type(self.scale)) if needs[3] else (dtype.type(self.scale), None)
+        per_chunk = max(1, CHUNK_BYTES // max(tq * n * dtype.itemsize, 1))
+        size = min(per_chunk, math.prod(batch)) * tq * n
+        gscores = np.empty(w.shape, dtype) if needs[3] else None
+        scratch, dropped_scratch = np.empty(size, dtype), np.empty(size if p else 0, dtype)
+        gq, gk, gv = (np.empty(batch + a.shape[-2:], dtype) if needs[i] else None
+                      for i, a in enumerate((self.q, self.k, self.v)))
+        for index in _chunks(batch, per_chunk):
+            wc, gc = w[index], g[index]
+            gs = gscores[index] if gscores is not None else scratch[:wc.size].reshape(wc.shape)
+            np.matmul(gc, np.swapaxes(self.v[index], -1, -2), out=gs)  # dL/d(dropped weights), then dL/dS
+            dropped = dropped_scratch[:wc.size].reshape(wc.shape) if p else wc
+            _backward(_2d(wc), _2d(gs), _first(index, batch) * tq, max(tq, 1), self.causal, factor,
+                      p, seed, shift, threshold, keep, _2d(dropped))
+            if gv is not None:
+                np.matmul(np.swapaxes(dropped, -1, -2), gc, out=gv[index])
+            if gq is not None:
+                np.matmul(gs, self.k[index], out=gq[index])
+            if gk is not None:
+                np.matmul(np.swapaxes(gs, -1, -2), self.q[index], out=gk[index])
+        if later is not None:
+            for grad in (gq, gk):
+                if grad is not None:
+                    grad *= later
+        return gq, gk, gv, gscores
