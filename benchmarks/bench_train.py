@@ -117,7 +117,7 @@ def parse_args(argv=None):
 
 def ours_variants(args):
     """Kernel sets for the 'ours' rows (imports tinygrad_tf, so only after CUPY_TF32 is set)."""
-    if args.ours_variants is None and not args.ablate:  # on a CPU with numba: ours on the Numba kernels, and on NumPy alone
+    if args.ours_variants is None and not args.ablate:  # on a CPU with numba: on the Numba kernels, and on NumPy
         numba = args.device == "cpu" and importlib.util.find_spec("numba") is not None
         return ["all", "-numba"] if numba else ["all"]
     if not args.ablate:
@@ -453,6 +453,9 @@ def run_row(args, cfg, batches, weights, vocab, name):
     t0 = time.perf_counter()
     if not name.startswith("ours"):
         import torch  # noqa: F401  (imported before the baseline RSS: its libraries are not the step's memory)
+    else:  # numba too, where it is installed (ours imports it at the first op that asks)
+        from tinygrad_tf.kernels.numba import _numba
+        _numba.load()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         if name.startswith("ours"):

@@ -27,8 +27,9 @@ from .autograd import unbroadcast
 from .kernels.cpu import attention as cpu_attention, embedding as cpu_embedding, layer_norm as cpu_layer_norm, \
     linear as cpu_linear
 from .kernels.cuda import add, attention, cast, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
-from .kernels.numba import _numba, attention as numba_attention, adam as numba_adam, cross_entropy as numba_cross_entropy, \
-    embedding as numba_embedding, layer_norm as numba_layer_norm, linear as numba_linear, relu as numba_relu
+from .kernels.numba import _numba, adam as numba_adam, attention as numba_attention, \
+    cross_entropy as numba_cross_entropy, embedding as numba_embedding, layer_norm as numba_layer_norm, \
+    linear as numba_linear, relu as numba_relu
 from .optim import Adam, AdamW
 from .tensor import Tensor
 
@@ -97,8 +98,8 @@ def _cross_entropy_cases(fused):
                    (_r(40, 65, scale=4), _targets(40, 65, ignore), -100, reduction, s))
               for reduction, s, ignore in (("mean", 0.0, False), ("sum", 0.1, False), ("none", 0.0, True),
                                            ("mean", 0.2, True))],
-            *[Case(fused, f"{reduction}, every target ignored", (_r(8, 65, scale=4), np.full(8, -100), -100,
-                                                                  reduction, 0.1)) for reduction in ("mean", "sum", "none")],
+            *[Case(fused, f"{reduction}, every target ignored", (_r(8, 65, scale=4), np.full(8, -100), -100, reduction,
+                                                                  0.1)) for reduction in ("mean", "sum", "none")],
             Case(fused, "0 rows", (_r(0, 65), np.zeros(0, np.int64), -100, "sum", 0.0))]
 
 

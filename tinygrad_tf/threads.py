@@ -10,9 +10,17 @@ loaded; threadpoolctl finds the BLAS library in the process and calls its own se
 (openblas_set_num_threads, MKL's). Without threadpoolctl only numba's count is set, and BLAS
 keeps what those variables gave it at start-up.
 
+Measured on the project's 2-core machine (a GPT --preset cpu training step, ~50 ms): BLAS on
+one thread costs ~20 ms, and a shorter spin of its idle workers (OPENBLAS_THREAD_TIMEOUT=4)
+~9 ms; so BLAS keeps both cores, and the Numba kernels run on the calling thread. A loop split
+over numba's threads (parallel=True; none is, now) waits at its barrier for the core that
+BLAS's idle worker spins on, and libgomp's workers spin in turn: for an attention kernel that
+was split, OMP_WAIT_POLICY=passive or NUMBA_NUM_THREADS=1 saved up to ~5 ms a step, and under
+libgomp's default spin a split loop took ~7.5 ms a call whenever other work shared the cores.
+
 Numba counts threads per calling thread (a count set in one Python thread does not apply to
-another) and up to NUMBA_NUM_THREADS (the cores, unless that variable says otherwise): a
-larger n gives numba that many. Importing tinygrad_tf sets nothing: only these calls do.
+another) and goes up to NUMBA_NUM_THREADS at most (the cores, unless that variable says
+otherwise). Importing tinygrad_tf sets nothing: only these calls do.
 """
 import os
 

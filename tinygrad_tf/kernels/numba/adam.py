@@ -11,9 +11,10 @@ import numpy as np
 
 from ._numba import kernel, usable
 
+
 @kernel()
 def _update(param, grad, exp_avg, exp_avg_sq, l2, decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                 sqrt_bias_correction2, eps, step_size):
+            sqrt_bias_correction2, eps, step_size):
     for i in range(param.size):
         g, p = grad[i], param[i]
         if l2 != 0:

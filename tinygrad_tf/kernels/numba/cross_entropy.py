@@ -68,7 +68,7 @@ class CrossEntropy(Function):
         return loss.sum() / self.count  # nan when every target is ignored, as PyTorch
 
     def backward(self, g):
-        # Per row for "none". Every target ignored: the rows are 0, and the divisor 1 keeps nan out, as the textbook op.
-        scale = g[:, None] if self.reduction == "none" else g / np.maximum(self.count, 1) if self.reduction == "mean" \
-            else g
-        return self.dlogits * scale, None
+        if self.reduction == "none":
+            return self.dlogits * g[:, None], None
+        # Every target ignored: count 0, the rows are 0, and the divisor 1 keeps nan out, as in the textbook op.
+        return self.dlogits * (g / np.maximum(self.count, 1) if self.reduction == "mean" else g), None
