@@ -222,6 +222,34 @@ def test_adam_update_without_weight_decay_and_a_float32_param():
     assert q.dtype == np.float32
 
 
+@pytest.mark.parametrize("cls", [tg.optim.AdamW, tg.optim.Adam])
+def test_the_optimizer_takes_the_numba_update_by_default_bit_for_bit_with_fused_false(cls, monkeypatch):
+    """AdamW/Adam(fused=None) on the CPU call kernels/numba/adam.update (one call for all params of
+    a dtype), equal bit for bit to fused=False; a found_inf from a GradScaler skips the step."""
+    calls = []
+    real = adam.update
+    monkeypatch.setattr(adam, "update", lambda params, *a, **k: calls.append(len(params)) or real(params, *a, **k))
+    shapes = [(5, 3), (3,), (2, 4, 2)]
+    runs = {}
+    for fused in (None, False):
+        params = [tg.tensor(_r(*s, seed=i).astype(np.float32), requires_grad=True) for i, s in enumerate(shapes)]
+        opt = cls(params, lr=0.05, weight_decay=0.1, fused=fused)
+        for step in range(3):
+            for i, p in enumerate(params):
+                p.grad = tg.tensor(_r(*shapes[i], seed=10 * step + i).astype(np.float32))
+            opt.step(found_inf=np.float32(step == 1))  # the second step is skipped
+        runs[fused] = [p.detach().numpy() for p in params], opt.state_dict()["state"][0]["step"]
+    assert calls == [3, 3]  # fused=None: steps 1 and 3 in one call each; fused=False never
+    for a, b in zip(runs[None][0], runs[False][0]):
+        np.testing.assert_array_equal(a, b)
+    assert runs[None][1] == runs[False][1] == 2
+    with kernels.selected("-numba"):  # the NumPy path: the textbook update
+        p = tg.tensor(np.ones(2, np.float32), requires_grad=True)
+        p.grad = tg.tensor(np.ones(2, np.float32))
+        cls([p]).step()
+    assert calls == [3, 3]
+
+
 def test_a_compile_is_announced_once_and_the_cache_is_used(tmp_path):
     code = """
         import numpy as np, tinygrad_tf as tg

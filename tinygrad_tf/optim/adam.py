@@ -5,10 +5,11 @@ denominator then rescales); AdamW shrinks p by (1 - lr * weight_decay) before th
 update (decoupled weight decay, Loshchilov & Hutter), so AdamW is Adam with one flag.
 
 `_update` is the textbook rule, one param at a time. With fused=True (PyTorch's name) the
-step updates all of a group's GPU params with the multi-tensor kernels of
-kernels/cuda/adam.py, a few launches in all, with the same arithmetic bit for bit;
-fused=None, the default, does so wherever it can (float32/float64 params on a GPU, the
-"adam" kernel switched on, no amsgrad).
+step updates all of a group's params with a fused kernel, the same arithmetic bit for bit:
+on a GPU the multi-tensor kernels of kernels/cuda/adam.py (a few launches in all), on the
+CPU the one-pass Numba loop of kernels/numba/adam.py (when numba is installed). fused=None,
+the default, does so wherever it can (float32/float64 params, the "adam" kernel switched
+on, no amsgrad).
 
 A GradScaler (amp/grad_scaler.py) calls step(found_inf=...): a 0-d float32 array on the
 params' device, nonzero when a gradient held an inf or NaN. Such a step changes nothing,
@@ -17,7 +18,8 @@ path learns whether to skip:
 - textbook (`_update`: the CPU, or fused=False): it reads found_inf back to the host once
   a step. With NumPy that is free; on a GPU it is one sync, what PyTorch's non-fused
   optimizers cost too. A skipped step makes no state and leaves the step count alone.
-- fused: the kernel reads found_inf on the GPU, so the step can be captured in a CUDA
+- the Numba kernel: as the textbook path, found_inf read back on the host.
+- fused on a GPU: the kernel reads found_inf on the GPU, so the step can be captured in a CUDA
   graph. The host cannot know whether a step was skipped, so it counts every launch in
   state["step"], and the GPU counts the skipped ones in state["skipped"] (a 0-d int32);
   the kernel uses step - skipped (kernels/cuda/adam.py), and state_dict() reports that
@@ -26,7 +28,11 @@ path learns whether to skip:
 from .. import backend, kernels
 from ..backend import array_module
 from ..kernels.cuda import adam as cuda_adam
+from ..kernels.numba import adam as numba_adam
 from .optimizer import Optimizer
+
+
+FUSED = (cuda_adam, numba_adam)  # the fused updates, each with supports(param, grad, *moments) and update()
 
 
 class Adam(Optimizer):
@@ -41,9 +47,10 @@ class Adam(Optimizer):
                 if group["amsgrad"]:
                     raise ValueError(f"fused=True does not implement amsgrad (param group {gi}); pass fused=False")
                 for i, p in enumerate(group["params"]):
-                    if not cuda_adam.supports(p.data, p.data):
-                        raise ValueError(f"fused=True needs float32/float64 params on a GPU, but param {i} of "
-                                         f"param group {gi} is {p.dtype} on {p.device}; pass fused=None or False")
+                    if not any(k.supports(p.data, p.data) for k in FUSED):
+                        raise ValueError(f"fused=True needs float32/float64 params on a GPU, or on the CPU with "
+                                         f"numba installed (the `cpu` extra), but param {i} of param group {gi} "
+                                         f"is {p.dtype} on {p.device}; pass fused=None or False")
         self.fused = fused
         self._found_inf = self._skip = None  # during step(): GradScaler's found_inf, and whether it says skip
 
@@ -75,45 +82,47 @@ class Adam(Optimizer):
         return self._skip
 
     def _step_group(self, group, params):
-        """The textbook _update per param, except those the fused kernels take: all of those
-        with the same device, dtype and step count in one update() call."""
+        """The textbook _update per param, except those a fused kernel takes: all of those with
+        the same kernel, device, dtype and step count in one update() call."""
         batches = {}
         for p in params:
             state = self.state.setdefault(p, {})
-            fuses = self._fuses(p, state, group)
-            if not fuses and self._skipping():
+            fused = self._fused(p, state, group)
+            on_gpu = fused is cuda_adam  # skips on the GPU; the others read found_inf back
+            if not on_gpu and self._skipping():
                 continue
             if not state:
                 zeros = array_module(p.data).zeros_like
                 state.update(step=0, exp_avg=zeros(p.data), exp_avg_sq=zeros(p.data))
                 if group["amsgrad"]:
                     state["max_exp_avg_sq"] = zeros(p.data)
-            if "skipped" in state and not (fuses and self._found_inf is not None):
+            if "skipped" in state and not (on_gpu and self._found_inf is not None):
                 state["step"] -= int(state.pop("skipped"))  # scaled fused steps before this one: fold them in
-            if fuses:
-                state["step"] += 1
-                if self._found_inf is not None and "skipped" not in state:
-                    state["skipped"] = array_module(p.data).zeros((), "int32")
-                batches.setdefault((p.device, p.dtype, state["step"]), []).append((p, state))
-            else:
+            if fused is None:
                 self._update(p.data, p.grad.data, state, group)
-        for (device, _, step), batch in batches.items():
+                continue
+            state["step"] += 1
+            if on_gpu and self._found_inf is not None and "skipped" not in state:
+                state["skipped"] = array_module(p.data).zeros((), "int32")
+            batches.setdefault((fused, p.device, p.dtype, state["step"]), []).append((p, state))
+        for (fused, device, _, step), batch in batches.items():
             beta1, beta2 = (float(b) for b in group["betas"])
             scaler = {}
-            if self._found_inf is not None:
+            if fused is cuda_adam and self._found_inf is not None:
                 scaler = dict(found_inf=backend.to_device(self._found_inf, device).astype("float32", copy=False),
                               skipped=[s["skipped"] for _, s in batch])
-            cuda_adam.update([p.data for p, _ in batch], [p.grad.data for p, _ in batch],
-                             [s["exp_avg"] for _, s in batch], [s["exp_avg_sq"] for _, s in batch],
-                             lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=float(group["eps"]),
-                             weight_decay=float(group["weight_decay"]),
-                             decoupled=group["decoupled_weight_decay"], step=step, **scaler)
+            fused.update([p.data for p, _ in batch], [p.grad.data for p, _ in batch],
+                         [s["exp_avg"] for _, s in batch], [s["exp_avg_sq"] for _, s in batch],
+                         lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=float(group["eps"]),
+                         weight_decay=float(group["weight_decay"]),
+                         decoupled=group["decoupled_weight_decay"], step=step, **scaler)
 
-    def _fuses(self, p, state, group):
+    def _fused(self, p, state, group):
+        """The fused kernel module (FUSED) that takes p's update, or None for the textbook one."""
         if self.fused is False or (self.fused is None and (group["amsgrad"] or not kernels.enabled("adam"))):
-            return False
+            return None
         moments = [state[k] for k in ("exp_avg", "exp_avg_sq") if k in state]
-        return cuda_adam.supports(p.data, p.grad.data, *moments)
+        return next((k for k in FUSED if k.supports(p.data, p.grad.data, *moments)), None)
 
     def state_dict(self):
         """Optimizer.state_dict, with each param's "step" the steps it took: a fused step that a
