@@ -264,3 +264,51 @@ def test_a_compile_is_announced_once_and_the_cache_is_used(tmp_path):
     assert cold.stdout == warm.stdout == "[0.0, 0.0, 0.0, 0.0, 1.0, 1.0]\n"
     assert cold.stderr.count("compiling CPU kernels") == 1 and cold.stderr.count("\n") == 1, cold.stderr
     assert warm.stderr == ""
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """The kernels made with split=True take their parallel variant (prange over numba's threads)
+    on every call: the threshold at 0 and two threads."""
+    numba = _numba.load()
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    before = numba.get_num_threads()
+    monkeypatch.setattr(_numba, "PARALLEL_FROM", 0)
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(before)
+
+
+SPLIT_CASES = [  # (fn, arrays, the kernels that must have run their parallel variant)
+    (lambda x, w, b: F.layer_norm(x, (24,), w, b), [_r(130, 24, scale=3) + 5, _r(24, seed=1), _r(24, seed=2)],
+     [layer_norm._forward, layer_norm._backward]),
+    (lambda x, y: F.cross_entropy(x, y, label_smoothing=0.1), [_r(70, 65, scale=4), np.arange(70) % 65],
+     [cross_entropy._forward]),
+    (lambda x, w, b: F.linear(x, w, b, activation="relu"), [_r(3, 70, 24), _r(40, 24, seed=1), _r(40, seed=2)],
+     [linear._bias_relu, linear._relu_backward]),
+    (lambda x: x.relu(), [_r(3, 50, 7)], [relu._forward, relu._backward]),
+]
+
+
+@DTYPES
+@pytest.mark.parametrize("case", range(len(SPLIT_CASES)), ids=["layer_norm", "cross_entropy", "linear_relu", "relu"])
+def test_split_kernels_match_the_textbook_and_their_serial_bits(case, dtype, split, monkeypatch):
+    """The parallel variants: the textbook op's results, and the serial kernel's bits (sums across
+    rows are taken per fixed chunk of rows, not per thread); 130 and 210 rows: a partial last chunk."""
+    fn, arrays, kernels_split = SPLIT_CASES[case]
+    _assert_same(fn, arrays, dtype)
+    assert all(True in k.variants for k in kernels_split)
+    parallel = _grads(fn, arrays, dtype, "all")
+    monkeypatch.setattr(_numba, "PARALLEL_FROM", 1 << 62)  # the serial kernels
+    for a, b in zip(parallel, _grads(fn, arrays, dtype, "all")):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_small_calls_stay_serial_and_read_no_thread_count(monkeypatch):
+    """Below the threshold a split kernel runs its serial variant without asking numba its thread
+    count (which would start numba's threads)."""
+    monkeypatch.setattr(_numba.numba, "get_num_threads", lambda: pytest.fail("asked for the thread count"))
+    x = tg.tensor(_r(4, 8))
+    F.layer_norm(x, (8,))
+    assert layer_norm._forward.variants.get(False) is not None

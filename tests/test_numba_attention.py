@@ -186,3 +186,31 @@ def test_scaled_dot_product_attention_through_numba_matches_torch(mask, dtype, m
     ours, theirs = _sdpa(q, k, v, m, mask == "causal", dtype), _sdpa(q, k, v, m, mask == "causal", dtype, torch)
     for a, b in zip(ours, theirs):
         assert a.dtype == b.dtype and check._relative_difference(a, b) <= check.TOLERANCE[dtype]
+
+
+@DTYPES
+@pytest.mark.parametrize("case", [c for c in CASES if c.args[0].size], ids=lambda c: c.label)
+def test_split_row_passes_match_the_textbook_and_their_serial_bits(case, dtype, monkeypatch):
+    """The row passes' parallel variants (prange over rows, numba's threads): the textbook op's
+    results, and the serial passes' bits."""
+    numba = _numba.load()
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    args = tuple(a.astype(dtype) if isinstance(a, np.ndarray) else a for a in case.args)
+    g = _r(*_forward_only(Attention, args, (True,) * 4)[1].shape, seed=9).astype(dtype)
+    results = {}
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+        for threshold in (0, 1 << 62):
+            monkeypatch.setattr(_numba, "PARALLEL_FROM", threshold)
+            if threshold == 0:
+                row = check.check_case(case, dtype)
+                assert row["passed"], row
+            fn, out = _forward_only(Attention, args, (True,) * 4)
+            results[threshold] = [out] + [a for a in fn.backward(g) if a is not None]
+    finally:
+        numba.set_num_threads(before)
+    assert True in numba_attention._forward.variants and True in numba_attention._backward.variants
+    for a, b in zip(results[0], results[1 << 62]):
+        np.testing.assert_array_equal(a, b)

@@ -6,7 +6,7 @@ by `import tinygrad_tf` (importing numba takes ~0.3 s), and never while the "num
 are switched off. When it is not installed `numba` stays None, no kernel here supports a
 call, and the CPU runs the NumPy path of kernels/cpu/ unchanged.
 
-`kernel(parallel)` makes a Python loop function a Numba kernel, compiled on its first call
+`kernel(...)` makes a Python loop function a Numba kernel, compiled on its first call
 (once per combination of argument types), with
 - cache=True: the machine code goes to numba's on-disk cache (`__pycache__` beside the
   source, or NUMBA_CACHE_DIR), so that a later process loads it instead of compiling it
@@ -16,20 +16,49 @@ call, and the CPU runs the NumPy path of kernels/cpu/ unchanged.
   reassociated sums and no fused multiply-adds, so that the kernels agree with the textbook
   ops to rounding (and the Adam update bit for bit);
 - error_model="numpy": x / 0 is inf or nan, as in NumPy, not a ZeroDivisionError; and
-  without a check per division the loops vectorize (Adam's update: 3.3 -> 0.5 ms per step);
-- parallel=True only where asked: `prange` loops are then split over numba's threads (one
-  launch and one barrier per call). The kernels of this package run on the calling thread:
-  on the 2-core machine no loop of a training step paid for a split (a layer norm of 16384
-  rows of 384: 7.4 ms serial, 7.8 ms on two threads while the cores are shared with other
-  work, and 7.5 ms per call for any size under libgomp's default spin-waiting), and between
-  GEMMs the second core belongs to BLAS.
+  without a check per division the loops vectorize (Adam's update: 3.3 -> 0.5 ms per step).
+
+Two options:
+- reorder_sums=True (the sum helpers that the kernels call): the one exception to
+  fastmath=False, LLVM's "reassoc" flag alone on the helper's arithmetic, so that the loop
+  vectorizer may keep a sum's float64 running sums in SIMD registers (AVX2: 4 lanes x 4
+  interleaved, 16 partial sums added up at the end). LLVM inlines the helper into the kernel
+  and each instruction keeps its own flags: the kernel's other arithmetic stays IEEE in the
+  order written (and no FMA anywhere: "contract" is not set). numba vectorizes no reduction
+  without it (it leaves LLVM's SLP vectorizer off, so 4 or 8 named running sums stay scalar):
+  768 x 128 float32 summed into float64 took ~40 us at one add per element, ~11 us
+  reassociated. The sums stay in float64; only the order of their additions differs from a
+  loop's, fixed for a machine (its vector width), the same on every call and every thread.
+- split=True: the kernel also has a variant compiled with parallel=True, whose `prange`
+  loops (`_numba.prange`: range in the serial variant) numba splits over its threads; a call
+  passes its work (`kernel(*args, work=elements)`) and takes that variant when the work is at
+  least PARALLEL_FROM and numba has more than one thread (tg.set_num_threads). Both variants
+  are the same code: loops over rows whose rows are independent, and sums across rows taken
+  per fixed chunk of rows, never per thread, so the results are the same bits on one thread
+  or many. Numba's thread count is read only for calls at or above the threshold: smaller
+  ones never start its threads.
+  PARALLEL_FROM is measured on the 2-core machine with 2 threads, with a GEMM between
+  kernels as in a step: BLAS's idle workers spin on the cores after a GEMM and libgomp's
+  (numba's "omp" layer) after a split loop, and each pool waits for the other's spinning
+  thread to lose its core. Alone, with no GEMM about, a split layer norm of 768 x 128 paid
+  (forward and backward 177 -> 130 us); between GEMMs a split lost at every size measured:
+  the cpu preset's calls (that layer norm with a GEMM before its forward and its backward:
+  2.7 ms serial, 11.9 ms split; a Linear+ReLU forward of 768 x 512, GEMM included: 1.4 vs
+  6.0 ms) and up to 98304 rows (layer norm of 98304 x 128: 45 vs 55 ms; Linear+ReLU's
+  epilogues on 98304 x 512: 83 vs 88 ms).
+  With OMP_WAIT_POLICY=passive the split came to about even (cross-entropy 148 -> 133 us,
+  layer norm 80 -> 88 us). So the threshold, 2^24 elements, is above every size measured:
+  on this machine nothing splits; on a machine with many cores, where a split saves more
+  than a timeslice, lower it there (tests force it to 0).
 The first compile in a process prints one line to stderr: it is a wait of seconds.
 """
 import functools
 import sys
+import types
 
 from .. import enabled
 
+PARALLEL_FROM = 1 << 24  # elements a call visits from which a kernel with split=True splits (above: why)
 numba = None  # the numba module once load() has imported it; None when it is not installed
 prange = range  # numba.prange once numba is loaded: the loops that a parallel kernel splits over threads
 _loaded = False
@@ -62,19 +91,45 @@ def missing():
     return None if load() is not None else "numba is not installed"
 
 
-def kernel(parallel=False):
-    """Decorator: the function compiled by numba (see above) on its first call."""
-    def wrap(fn):
-        compiled = None
+def kernel(parallel=False, reorder_sums=False, split=False):
+    """Decorator: the function as a Kernel (above; `parallel=True`: only the parallel variant)."""
+    return lambda fn: Kernel(fn, parallel, reorder_sums, split)
 
-        @functools.wraps(fn)
-        def call(*args):
-            nonlocal compiled
-            if compiled is None:
-                compiled = load().njit(cache=True, fastmath=False, error_model="numpy", parallel=parallel)(fn)
-            return compiled(*args)
-        return call
-    return wrap
+
+class Kernel:
+    """A loop function compiled by numba on its first call: `kernel(*args)`, or
+    `kernel(*args, work=n)` for one that may split (n: the elements the call visits).
+
+    A kernel may call another (the sum helpers): numba's typeof asks an object it does not
+    know for `_numba_type_`, and this one answers with its compiled variant's dispatcher, so
+    that numba compiles the callee then, and LLVM inlines it into the caller."""
+
+    def __init__(self, fn, parallel=False, reorder_sums=False, split=False):
+        functools.update_wrapper(self, fn)
+        self.fn, self.parallel, self.split = fn, parallel, split
+        self.fastmath = {"reassoc"} if reorder_sums else False
+        self.variants = {}  # parallel (bool) -> numba's dispatcher, made on first use
+
+    def compiled(self, parallel):
+        """numba's dispatcher of the serial or the parallel variant, made on first use."""
+        if parallel not in self.variants:
+            fn = self.fn
+            if parallel and self.split:
+                # A copy under its own name: numba's cache keys machine code by the function's
+                # name and bytecode, not by its options, so the two variants need two names.
+                fn = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+                fn.__qualname__, fn.__module__ = self.fn.__qualname__ + "_parallel", self.fn.__module__
+            self.variants[parallel] = load().njit(cache=True, fastmath=self.fastmath, error_model="numpy",
+                                                  parallel=parallel)(fn)
+        return self.variants[parallel]
+
+    @property
+    def _numba_type_(self):
+        return load().types.Dispatcher(self.compiled(self.parallel))
+
+    def __call__(self, *args, work=0):
+        parallel = self.parallel or (self.split and work >= PARALLEL_FROM and load().get_num_threads() > 1)
+        return self.compiled(parallel)(*args)
 
 
 def _announce_first_compile():

@@ -4,82 +4,95 @@ its share of the weight and bias gradients. The NumPy twin (kernels/cpu/layer_no
 about nine passes over whole (rows, features) arrays; here each row is read while it sits in
 the L1 cache.
 
-Sums run in float64 whatever the dtype, four running sums in turn: independent additions
-that the CPU overlaps, taken in the order written (fastmath=False reorders nothing), then
-added pairwise. float16 stays with the NumPy twin."""
+A row's sums (its mean, the variance of the centred row, the two means of the backward) run
+in float64 whatever the dtype, in the helpers below, whose additions LLVM may reorder to
+vectorize them (_numba.py, reorder_sums: 16 partial sums); the backward's products are taken
+in float64 (exact for float32). The elementwise loops after them run in the input's dtype,
+as the textbook op computes (xhat = (x - mean) * rstd, mean and rstd rounded to the dtype
+from float64): float32 vectors hold 8 values, float64 ones 4. On the 2-core machine, cpu
+preset (768 x 128 float32, the Function's forward / backward): 137 / 127 us with four
+running sums taken in order and float64 loops, 69 / 72 us now (torch: 57 / 74 us).
+
+The weight's and bias's gradients are summed per chunk of CHUNK rows, and the chunks added in
+order: the same bits whether the loop over chunks runs on one thread or is split over
+numba's (split=True, _numba.py). float16 stays with the NumPy twin."""
 import math
 
 import numpy as np
 
 from ...function import Function
 from ...ops import layer_norm
+from . import _numba
 from ._numba import kernel, usable
 
+CHUNK = 32  # rows per partial sum of the weight's and bias's gradients (the same chunks on any thread count)
 
-@kernel()
+
+@kernel(reorder_sums=True)
+def _mean_and_variance(a):
+    """A row's mean and (biased) variance, sums in float64; the variance of the centred row (a
+    second pass, over the row in L1): no cancellation."""
+    s = 0.0
+    for j in range(a.size):
+        s += a[j]
+    mean = s / a.size
+    s = 0.0
+    for j in range(a.size):
+        c = a[j] - mean
+        s += c * c
+    return mean, s / a.size
+
+
+@kernel(reorder_sums=True)
+def _means_through_xhat(g, weight, xhat):
+    """The means of gxhat = g * weight and of gxhat * xhat over a row, in float64 (exact
+    products of float32 values)."""
+    s = a = 0.0
+    for j in range(g.size):
+        h = np.float64(g[j]) * weight[j]
+        s += h
+        a += h * xhat[j]
+    return s / g.size, a / g.size
+
+
+@kernel(split=True)
 def _forward(x, weight, bias, eps, out, xhat, rstd):
     n, d = x.shape
-    d4 = d - d % 4
-    for r in range(n):
-        s0 = s1 = s2 = s3 = 0.0
-        for j in range(0, d4, 4):
-            s0 += x[r, j]
-            s1 += x[r, j + 1]
-            s2 += x[r, j + 2]
-            s3 += x[r, j + 3]
-        for j in range(d4, d):
-            s0 += x[r, j]
-        mean = ((s0 + s1) + (s2 + s3)) / d
-        s0 = s1 = s2 = s3 = 0.0
-        for j in range(0, d4, 4):  # the variance of the centred row: no cancellation
-            c0, c1, c2, c3 = x[r, j] - mean, x[r, j + 1] - mean, x[r, j + 2] - mean, x[r, j + 3] - mean
-            s0 += c0 * c0
-            s1 += c1 * c1
-            s2 += c2 * c2
-            s3 += c3 * c3
-        for j in range(d4, d):
-            c0 = x[r, j] - mean
-            s0 += c0 * c0
-        rs = 1.0 / np.sqrt(((s0 + s1) + (s2 + s3)) / d + eps)
+    for r in _numba.prange(n):
+        row, h_row, o_row = x[r], xhat[r], out[r]
+        mean, var = _mean_and_variance(row)
+        rs = 1.0 / np.sqrt(var + eps)
         rstd[r] = rs
+        m, s = x.dtype.type(mean), x.dtype.type(rs)  # then in x's dtype, as the textbook op
         for j in range(d):
-            h = (x[r, j] - mean) * rs
-            xhat[r, j] = h
-            out[r, j] = h * weight[j] + bias[j]
+            h = (row[j] - m) * s
+            h_row[j] = h
+            o_row[j] = h * weight[j] + bias[j]
 
 
-@kernel()
+@kernel(split=True)
 def _backward(g, xhat, rstd, weight, gx, gw, gb):
     n, d = g.shape
-    d4 = d - d % 4
-    sum_w, sum_b = np.zeros(d), np.zeros(d)  # the weight's and the bias's gradients, summed over rows
-    for r in range(n):
-        for j in range(d):
-            sum_w[j] += g[r, j] * xhat[r, j]
-            sum_b[j] += g[r, j]
-        # Through xhat: the gradient gxhat = g * weight less its mean and its component along xhat.
-        s0 = s1 = s2 = s3 = 0.0
-        a0 = a1 = a2 = a3 = 0.0
-        for j in range(0, d4, 4):
-            h0, h1 = g[r, j] * weight[j], g[r, j + 1] * weight[j + 1]
-            h2, h3 = g[r, j + 2] * weight[j + 2], g[r, j + 3] * weight[j + 3]
-            s0 += h0
-            s1 += h1
-            s2 += h2
-            s3 += h3
-            a0 += h0 * xhat[r, j]
-            a1 += h1 * xhat[r, j + 1]
-            a2 += h2 * xhat[r, j + 2]
-            a3 += h3 * xhat[r, j + 3]
-        for j in range(d4, d):
-            h0 = g[r, j] * weight[j]
-            s0 += h0
-            a0 += h0 * xhat[r, j]
-        mean_g, along = ((s0 + s1) + (s2 + s3)) / d, ((a0 + a1) + (a2 + a3)) / d
-        for j in range(d):
-            gx[r, j] = (g[r, j] * weight[j] - mean_g - xhat[r, j] * along) * rstd[r]
-    gw[:] = sum_w
-    gb[:] = sum_b
+    chunks = (n + CHUNK - 1) // CHUNK
+    partial = np.zeros((chunks, 2, d))  # each chunk's share of the weight's and the bias's gradients
+    for c in _numba.prange(chunks):
+        sum_w, sum_b = partial[c, 0], partial[c, 1]
+        for r in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            g_row, h_row, gx_row = g[r], xhat[r], gx[r]
+            for j in range(d):
+                sum_w[j] += np.float64(g_row[j]) * h_row[j]
+                sum_b[j] += g_row[j]
+            # Through xhat: the gradient gxhat = g * weight less its mean and its component along xhat.
+            mean_g, along = _means_through_xhat(g_row, weight, h_row)
+            m, a, rs = g.dtype.type(mean_g), g.dtype.type(along), rstd[r]
+            for j in range(d):
+                gx_row[j] = (g_row[j] * weight[j] - m - h_row[j] * a) * rs
+    for j in range(d):  # the chunks' shares added in order
+        w = b = 0.0
+        for c in range(chunks):
+            w += partial[c, 0, j]
+            b += partial[c, 1, j]
+        gw[j], gb[j] = w, b
 
 
 class LayerNorm(Function):
@@ -102,13 +115,13 @@ class LayerNorm(Function):
         self.weight = np.ones(d, x.dtype) if weight is None else np.ascontiguousarray(weight.reshape(-1))
         bias = np.zeros(d, x.dtype) if bias is None else np.ascontiguousarray(bias.reshape(-1))
         out, self.xhat, self.rstd = np.empty_like(x2), np.empty_like(x2), np.empty(x2.shape[0], x.dtype)
-        _forward(x2, self.weight, bias, float(eps), out, self.xhat, self.rstd)
+        _forward(x2, self.weight, bias, float(eps), out, self.xhat, self.rstd, work=x2.size)
         return out.reshape(self.shape)
 
     def backward(self, g):
         g2 = np.ascontiguousarray(g.reshape(self.xhat.shape), self.xhat.dtype)
         gx, gw, gb = np.empty_like(g2), np.empty(g2.shape[1], g2.dtype), np.empty(g2.shape[1], g2.dtype)
-        _backward(g2, self.xhat, self.rstd, self.weight, gx, gw, gb)
+        _backward(g2, self.xhat, self.rstd, self.weight, gx, gw, gb, work=g2.size)
         return (gx.reshape(self.shape) if self.needs_grad[0] else None,
                 gw.reshape(self.param_shape) if self.needs_grad[1] else None,
                 gb.reshape(self.param_shape) if self.needs_grad[2] else None)

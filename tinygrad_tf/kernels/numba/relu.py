@@ -7,24 +7,27 @@ nn.ReLU.
 NumPy's maximum carries NaN through (max(NaN, 0) is NaN); `0 if v < 0 else v` does the same.
 The backward is torch's rule, a select: 0 where the output is <= 0, the gradient elsewhere
 (a NaN output passes it on), so that a NaN or inf gradient never leaks where the input was
-cut, as ops/elementwise.Relu."""
+cut, as ops/elementwise.Relu. Elements are independent: split=True (_numba.py)."""
 import numpy as np
 
 from ...function import Function
 from ...ops import elementwise
+from . import _numba
 from ._numba import kernel, usable
 
 
-@kernel()
+@kernel(split=True)
 def _forward(a, out):
-    for i in range(a.size):
-        out[i] = 0 if a[i] < 0 else a[i]
+    zero = a.dtype.type(0)  # (an int 0 would make the select's result a float64)
+    for i in _numba.prange(a.size):
+        out[i] = zero if a[i] < zero else a[i]
 
 
-@kernel()
+@kernel(split=True)
 def _backward(g, out, gx):
-    for i in range(g.size):
-        gx[i] = 0 if out[i] <= 0 else g[i]
+    zero = g.dtype.type(0)
+    for i in _numba.prange(g.size):
+        gx[i] = zero if out[i] <= zero else g[i]
 
 
 def flat(a, dtype=None):
@@ -41,10 +44,10 @@ class Relu(Function):
 
     def forward(self, a):
         self.out = np.empty(a.shape, a.dtype)
-        _forward(flat(a), self.out.reshape(-1))
+        _forward(flat(a), self.out.reshape(-1), work=a.size)
         return self.out
 
     def backward(self, g):
         gx = np.empty(self.out.shape, self.out.dtype)
-        _backward(flat(g, self.out.dtype), self.out.reshape(-1), gx.reshape(-1))
+        _backward(flat(g, self.out.dtype), self.out.reshape(-1), gx.reshape(-1), work=gx.size)
         return gx
