@@ -305,6 +305,16 @@ def test_split_kernels_match_the_textbook_and_their_serial_bits(case, dtype, spl
         np.testing.assert_array_equal(a, b)
 
 
+def test_the_split_threshold_comes_from_the_environment_and_a_bad_one_is_named():
+    assert _numba._parallel_from(None) == 1 << 24 and _numba._parallel_from("4096") == 4096
+    for bad in ("lots", "-1", "1e6"):
+        with pytest.raises(ValueError, match=f"TINYGRAD_TF_PARALLEL_FROM must be a count of elements.*{bad!r}"):
+            _numba._parallel_from(bad)
+    run = subprocess.run([sys.executable, "-c", "import tinygrad_tf.kernels.numba._numba as n; print(n.PARALLEL_FROM)"],
+                         capture_output=True, text=True, env=dict(os.environ, TINYGRAD_TF_PARALLEL_FROM="65536"))
+    assert run.stdout == "65536\n", run.stderr
+
+
 def test_small_calls_stay_serial_and_read_no_thread_count(monkeypatch):
     """Below the threshold a split kernel runs its serial variant without asking numba its thread
     count (which would start numba's threads)."""

@@ -13,7 +13,8 @@ keeps what those variables gave it at start-up.
 Measured on the project's 2-core machine (a GPT --preset cpu training step, ~50 ms): BLAS on
 one thread costs ~20 ms, and a shorter spin of its idle workers (OPENBLAS_THREAD_TIMEOUT=4)
 ~9 ms; so BLAS keeps both cores, and the Numba kernels run on the calling thread. A loop split
-over numba's threads (parallel=True; none is, now) waits at its barrier for the core that
+over numba's threads (a kernel's split variant, from _numba.PARALLEL_FROM elements: none on
+this machine) waits at its barrier for the core that
 BLAS's idle worker spins on, and libgomp's workers spin in turn: for an attention kernel that
 was split, OMP_WAIT_POLICY=passive or NUMBA_NUM_THREADS=1 saved up to ~5 ms a step, and under
 libgomp's default spin a split loop took ~7.5 ms a call whenever other work shared the cores.

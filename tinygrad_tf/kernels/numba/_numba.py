@@ -49,16 +49,32 @@ Two options:
   With OMP_WAIT_POLICY=passive the split came to about even (cross-entropy 148 -> 133 us,
   layer norm 80 -> 88 us). So the threshold, 2^24 elements, is above every size measured:
   on this machine nothing splits; on a machine with many cores, where a split saves more
-  than a timeslice, lower it there (tests force it to 0).
+  than a timeslice, lower it there: TINYGRAD_TF_PARALLEL_FROM=<elements>, read at import
+  (tests force it to 0).
 The first compile in a process prints one line to stderr: it is a wait of seconds.
 """
 import functools
+import os
 import sys
 import types
 
 from .. import enabled
 
-PARALLEL_FROM = 1 << 24  # elements a call visits from which a kernel with split=True splits (above: why)
+def _parallel_from(setting):
+    """TINYGRAD_TF_PARALLEL_FROM as a count of elements (unset: 2^24, see above)."""
+    if setting is None:
+        return 1 << 24
+    try:
+        value = int(setting)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"TINYGRAD_TF_PARALLEL_FROM must be a count of elements (an int >= 0), got {setting!r}")
+    return value
+
+
+# The elements a call visits from which a kernel with split=True splits (above: why).
+PARALLEL_FROM = _parallel_from(os.environ.get("TINYGRAD_TF_PARALLEL_FROM"))
 numba = None  # the numba module once load() has imported it; None when it is not installed
 prange = range  # numba.prange once numba is loaded: the loops that a parallel kernel splits over threads
 _loaded = False
