@@ -3,6 +3,23 @@ from ..backend import array_module
 from ..function import Function
 
 
+def reduced(loss, valid, reduction):
+    """The rows' losses reduced as `reduction` asks, and the mean's divisor (the count of targets
+    not ignored; None for "none" and "sum"). The fused twins reduce with it too."""
+    if reduction == "none":
+        return loss, None
+    if reduction == "sum":
+        return loss.sum(), None
+    count = valid.sum(dtype=loss.dtype)
+    return loss.sum() / count, count  # nan when every target is ignored, as PyTorch
+
+
+def row_scale(g, count):
+    """The gradient of each row's loss: g, or g / count for the mean (every target ignored: count
+    0, and a divisor of 1 keeps the rows' gradients 0, not nan, as PyTorch)."""
+    return g if count is None else g / array_module(g).maximum(count, 1)
+
+
 class CrossEntropy(Function):
     """loss_i = -sum_c q_ic log p_ic, with p_i = softmax(logits_i) and the target distribution
     q_i = (1 - s) onehot(t_i) + s / C (s: label_smoothing). Rows whose target is ignore_index
@@ -18,13 +35,9 @@ class CrossEntropy(Function):
         self.target = xp.where(self.valid, target, 0)  # any class for ignored rows: their loss is zeroed
         picked = logp[xp.arange(n), self.target]
         loss = (-(1 - label_smoothing) * picked - (label_smoothing / c) * logp.sum(axis=1)) * self.valid
-        self.p, self.smoothing, self.reduction = xp.exp(logp), label_smoothing, reduction
-        if reduction == "none":
-            return loss
-        if reduction == "sum":
-            return loss.sum()
-        self.count = self.valid.sum(dtype=logits.dtype)
-        return loss.sum() / self.count  # nan when every target is ignored, as PyTorch
+        self.p, self.smoothing = xp.exp(logp), label_smoothing
+        out, self.count = reduced(loss, self.valid, reduction)
+        return out
 
     def backward(self, g):
         # d loss_i / d logits_i = p_i - q_i: the softmax minus the target distribution.
@@ -32,6 +45,4 @@ class CrossEntropy(Function):
         n, c = self.p.shape
         q = xp.full((n, c), self.smoothing / c, dtype=self.p.dtype)
         q[xp.arange(n), self.target] += 1 - self.smoothing
-        # Per row for "none". Every target ignored: count 0, and any divisor gives the rows 0 (torch), not nan.
-        scale = g / xp.maximum(self.count, 1) if self.reduction == "mean" else g
-        return (self.p - q) * (self.valid * scale)[:, None], None
+        return (self.p - q) * (self.valid * row_scale(g, self.count))[:, None], None

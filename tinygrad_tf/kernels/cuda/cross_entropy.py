@@ -91,17 +91,10 @@ class CrossEntropy(Function):
     def forward(self, logits, target, ignore_index, reduction, label_smoothing):
         loss, lse = forward(logits, target, ignore_index, label_smoothing)
         self.saved = (logits, target, lse, ignore_index, label_smoothing)
-        self.reduction = reduction
-        if reduction == "none":
-            return loss
-        if reduction == "sum":
-            return loss.sum()
-        self.count = (target != ignore_index).sum(dtype=logits.dtype)
-        return loss.sum() / self.count  # nan when every target is ignored, as PyTorch
+        out, self.count = cross_entropy.reduced(loss, target != ignore_index, reduction)
+        return out
 
     def backward(self, g):
         logits, target, lse, ignore_index, smoothing = self.saved
-        # Per row for "none". Every target ignored: count 0, and ce_bwd gives ignored rows 0 whatever the
-        # scale; the divisor 1 keeps nan out of it all the same, as in the textbook op.
-        scale = g / cupy.maximum(self.count, 1) if self.reduction == "mean" else g
-        return backward(logits, target, lse, scale, ignore_index, smoothing), None
+        # Per row for "none"; ce_bwd gives ignored rows 0 whatever the scale.
+        return backward(logits, target, lse, cross_entropy.row_scale(g, self.count), ignore_index, smoothing), None

@@ -74,16 +74,9 @@ class CrossEntropy(Function):
         loss, self.dlogits = np.empty(logits.shape[0], logits.dtype), np.empty(logits.shape, logits.dtype)
         _forward(np.ascontiguousarray(logits), np.ascontiguousarray(target, np.int64), int(ignore_index),
                  float(label_smoothing), loss, self.dlogits, work=logits.size)
-        self.reduction = reduction
-        if reduction == "none":
-            return loss
-        if reduction == "sum":
-            return loss.sum()
-        self.count = (target != ignore_index).sum(dtype=logits.dtype)
-        return loss.sum() / self.count  # nan when every target is ignored, as PyTorch
+        out, self.count = cross_entropy.reduced(loss, target != ignore_index, reduction)
+        return out
 
     def backward(self, g):
-        if self.reduction == "none":
-            return self.dlogits * g[:, None], None
-        # Every target ignored: count 0, the rows are 0, and the divisor 1 keeps nan out, as in the textbook op.
-        return self.dlogits * (g / np.maximum(self.count, 1) if self.reduction == "mean" else g), None
+        scale = cross_entropy.row_scale(g, self.count)  # per row for "none"
+        return self.dlogits * (scale[:, None] if scale.ndim else scale), None
