@@ -2,7 +2,7 @@
 (the tolerance and why: the script's docstring). On the CPU here a tiny GPT; on a GPU machine also
 "cuda" (the seed GPT's run is in benchmarks/results/amp-parity-*.json)."""
 import argparse
-import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,19 +11,12 @@ import tinygrad_tf as tg
 
 pytest.importorskip("ml_dtypes")
 pytest.importorskip("torch")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("amp_parity", ROOT / "benchmarks" / "amp_parity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: its benchmarks/ scripts, as they run
+from benchmarks import amp_parity as parity  # noqa: E402
 
 
 @pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if tg.cuda.is_available() else []))
 def test_bf16_gpt_steps_match_torch_within_bf16s_own_error(device):
-    parity = load_script()
     cfg = parity.SIZES["tiny"]
     args = argparse.Namespace(seed=3, data=None)
     batches, vocab = parity.make_batches(args, cfg, n=parity.STEPS)
