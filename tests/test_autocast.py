@@ -220,7 +220,7 @@ def test_bf16_autocast_training_step_matches_torch():
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         return losses, {k: p.detach().numpy() for k, p in params.items()}
 
     ours_p = {k: tg.nn.Parameter(tg.tensor(v)) for k, v in init.items()}

@@ -1,4 +1,6 @@
 """Cross-entropy of logits (N, C) against class indices (N,), with label smoothing."""
+import numpy as np
+
 from ..backend import array_module
 from ..function import Function
 
@@ -11,7 +13,8 @@ def reduced(loss, valid, reduction):
     if reduction == "sum":
         return loss.sum(), None
     count = valid.sum(dtype=loss.dtype)
-    return loss.sum() / count, count  # nan when every target is ignored, as PyTorch
+    with np.errstate(invalid="ignore"):  # 0 / 0 when every target is ignored: nan, as PyTorch, and no warning
+        return loss.sum() / count, count
 
 
 def row_scale(g, count):
