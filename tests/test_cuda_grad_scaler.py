@@ -13,7 +13,7 @@ if not tg.cuda.is_available():
 
 import cupy  # noqa: E402
 
-from tinygrad_tf import Tensor, optim  # noqa: E402
+from tinygrad_tf import Tensor, kernels, optim  # noqa: E402
 from tinygrad_tf.amp import GradScaler  # noqa: E402
 
 SHAPES = [(5, 7), (13,), (3, 4, 2), (1,), (300, 70)] * 3  # 15 params: two launches of the fused kernel
@@ -124,3 +124,30 @@ def test_unscale_and_update_replay_in_a_cuda_graph():
             np.testing.assert_array_equal(grad.get(), direction)  # a power-of-two scale unscales exactly
         scales.append(scaler.get_scale())
     assert scales == [1024, 512, 512, 512, 1024, 1024, 512, 256, 256]
+
+
+@pytest.mark.parametrize("poison", [None, np.inf, np.nan], ids=["finite", "inf", "nan"])
+def test_the_unscale_kernel_is_bit_for_bit_the_array_ops(poison):
+    """kernels/cuda/unscale.py (the default) against the textbook array ops ("-unscale"): 30
+    gradients of two dtypes (three launches of float32, three of float64), a scale that is not a
+    power of two, an inf or NaN in the last gradient of one dtype."""
+    rng = np.random.default_rng(1)
+    shapes = [(5, 7), (13,), (3, 4, 2), (1,), (300, 70)] * 6
+    dtypes = [np.float32, np.float64] * 15
+    grads = [rng.standard_normal(shape) * 1e4 for shape in shapes]
+    if poison is not None:
+        grads[-1].reshape(-1)[3] = poison
+    results = []
+    for spec in ("all", "-unscale"):
+        params = [tg.tensor(np.zeros(shape), dtype=d, device="cuda", requires_grad=True) for shape, d in zip(shapes, dtypes)]
+        for p, g, d in zip(params, grads, dtypes):
+            p.grad = tg.tensor(g, dtype=d, device="cuda")
+        scaler, opt = GradScaler("cuda", init_scale=3000.0), optim.SGD(params, lr=0.1)
+        scaler.scale(tg.tensor(1.0, device="cuda"))  # makes the scale
+        with kernels.selected(spec):
+            scaler.unscale_(opt)
+        results.append(([p.grad.numpy() for p in params], float(scaler.found_inf(opt).get())))
+    (fused, fused_inf), (textbook, textbook_inf) = results
+    assert fused_inf == textbook_inf == (0.0 if poison is None else 1.0)
+    for a, b in zip(fused, textbook):
+        np.testing.assert_array_equal(a, b)

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import backend
+from . import backend, kernels
+from .amp import GradScaler
 from .autograd import unbroadcast
 from .kernels.cpu import attention as cpu_attention, embedding as cpu_embedding, layer_norm as cpu_layer_norm, \
     linear as cpu_linear
@@ -30,7 +31,7 @@ from .kernels.cuda import add, attention, cast, cross_entropy, dropout, embeddin
 from .kernels.numba import _numba, adam as numba_adam, attention as numba_attention, \
     cross_entropy as numba_cross_entropy, embedding as numba_embedding, layer_norm as numba_layer_norm, \
     linear as numba_linear, relu as numba_relu
-from .optim import Adam, AdamW
+from .optim import SGD, Adam, AdamW
 from .tensor import Tensor
 
 DTYPES = (np.float64, np.float32)
@@ -280,6 +281,37 @@ def check_adam(dtype, steps=4):
     return dict(row, worst=worst, passed=worst == 0.0, note="bit for bit")
 
 
+def check_unscale(dtype):
+    """A GradScaler's unscale_ through kernels/cuda/unscale.py against its textbook array ops
+    ("-unscale"): 15 gradients (two launches), a scale that is not a power of two, then an inf."""
+    row = dict(kernel="cuda/unscale", case="15 gradients, then one with an inf", device="cuda",
+               dtype=np.dtype(dtype).name, tolerance=0.0)
+    if not backend.cuda_available():
+        return dict(row, worst=None, passed=None, note="no GPU here")
+    shapes = [(5, 7), (13,), (3, 4, 2), (1,), (300, 70)] * 3
+    worst, flags_agree = 0.0, True
+    for poison in (None, np.inf):
+        results = []
+        for spec in ("all", "-unscale"):
+            params = [Tensor(np.zeros(shape), dtype=dtype, device="cuda", requires_grad=True) for shape in shapes]
+            for i, p in enumerate(params):
+                g = _r(*p.shape, seed=i) * 1e4
+                g.reshape(-1)[0] = poison if poison is not None and i == 7 else g.reshape(-1)[0]
+                p.grad = Tensor(g, dtype=dtype, device="cuda")
+            scaler, opt = GradScaler("cuda", init_scale=3000.0), SGD(params, lr=0.1)
+            scaler.scale(Tensor(1.0, device="cuda"))  # makes the scale
+            with kernels.selected(spec):
+                scaler.unscale_(opt)
+            results.append(([p.grad.data.get() for p in params], float(scaler.found_inf(opt).get())))
+        (fused, fused_inf), (textbook, textbook_inf) = results
+        flags_agree = flags_agree and fused_inf == textbook_inf == (poison is not None)
+        for a, b in zip(fused, textbook):  # equal where both are the same inf or both NaN
+            with np.errstate(invalid="ignore"):
+                diff = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b))
+            worst = max(worst, float(np.nan_to_num(diff, nan=np.inf).max()))
+    return dict(row, worst=worst, passed=worst == 0.0 and flags_agree, note="bit for bit, found_inf alike")
+
+
 def check_numba_adam(dtype, steps=4):
     """numba/adam.update against the textbook update (Adam(fused=False)): AdamW and Adam (L2)."""
     row = dict(kernel="numba/adam", case="AdamW and Adam, 15 params, 4 steps", device="numba",
@@ -312,7 +344,7 @@ def half_cases():
 def run_all(dtypes=DTYPES):
     rows = [check_case(case, dtype) for dtype in dtypes for case in CASES]
     rows += [check_case(case, dtype) for dtype in HALF_DTYPES for case in half_cases()]
-    return rows + [check(dtype) for check in (check_adam, check_numba_adam) for dtype in dtypes]
+    return rows + [check(dtype) for check in (check_adam, check_unscale, check_numba_adam) for dtype in dtypes]
 
 
 def format_table(rows):

@@ -25,6 +25,8 @@ into them in place. So the host never waits for the GPU, and both can be capture
 graph (cuda_graph.py), whose replays read and write that same memory. step() hands found_inf
 to an optimizer whose step() takes it (Adam and AdamW: their fused kernel skips on the GPU);
 for any other it reads found_inf back once, as PyTorch does for optimizers without support.
+On a GPU unscale_ is one multi-tensor kernel launch per 12 gradients (kernels/cuda/unscale.py,
+the "unscale" switch), the same bits as the array ops it replaces.
 """
 import inspect
 import warnings
@@ -34,7 +36,8 @@ from enum import Enum
 
 import numpy as np
 
-from .. import backend
+from .. import backend, kernels
+from ..kernels.cuda import unscale as cuda_unscale
 from ..tensor import Tensor
 
 
@@ -236,7 +239,11 @@ class GradScaler:
         if found_inf is None or backend.device_of(found_inf) != here:
             found_inf = self._found_infs[optimizer] = backend.to_device(np.zeros((), np.float32), here)
         found_inf.fill(0.0)
-        for g in grads.values():  # a few launches each (CuPy's stack would copy pointers from the host)
+        arrays = list(grads.values())
+        if kernels.enabled("unscale") and cuda_unscale.supports(arrays, self._inv_scale, found_inf):
+            cuda_unscale.unscale_(arrays, self._inv_scale, found_inf)  # a launch per 12 gradients
+            return found_inf
+        for g in arrays:  # the textbook way: a few launches each (CuPy's stack would copy pointers from the host)
             finite = backend.to_device(backend.array_module(g).isfinite(g).all(), here)  # before unscaling, as torch
             xp.maximum(found_inf, ~finite, out=found_inf)
             g *= backend.to_device(self._inv_scale, backend.device_of(g))  # in place: the optimizer reads these

@@ -19,7 +19,7 @@ import contextvars
 import os
 
 NAMES = ("add", "relu", "dropout", "matmul", "linear", "layer_norm", "cross_entropy", "embedding", "attention",
-         "adam", "cast", "numba")
+         "adam", "unscale", "cast", "numba")
 
 
 def parse(spec):
