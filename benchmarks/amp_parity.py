@@ -25,6 +25,7 @@ The float32 pair is reported beside it (ours vs torch in float32 agree to float3
 Dropout is 0 so that the runs are deterministic. Writes JSON (--out) and prints a table last.
 """
 import argparse
+import importlib.util
 import json
 import math
 import statistics
@@ -36,7 +37,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import tinygrad_tf as tg  # noqa: E402
 from benchmarks.bench_train import PRESETS, initial_weights, make_batches, versions  # noqa: E402
+from tinygrad_tf.models.gpt import GPT, GPTConfig  # noqa: E402
 
 SIZES = dict(PRESETS, tiny=dict(n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=4, dropout=0.0))
 STEPS = 10
@@ -53,12 +56,15 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="JSON path (default: print only)")
     args = p.parse_args(argv)
     args.preset = args.preset or ("seed" if args.device == "cuda" else "tiny")
+    missing = [name for name in ("torch", "ml_dtypes") if importlib.util.find_spec(name) is None]
+    if missing:
+        p.error(f"needs {' and '.join(missing)} (pip install torch ml_dtypes)")
+    if args.device == "cuda" and not tg.cuda.is_available():
+        p.error("--device cuda: no CUDA GPU visible here (CuPy missing or no device); try --device cpu")
     return args
 
 
 def train_ours(cfg, weights, batches, vocab, device, bf16):
-    import tinygrad_tf as tg
-    from tinygrad_tf.models.gpt import GPT, GPTConfig
     model = GPT(GPTConfig(vocab_size=vocab, block_size=cfg["block_size"], n_layer=cfg["n_layer"],
                           n_head=cfg["n_head"], n_embd=cfg["n_embd"], dropout=0.0))
     model.load_state_dict({k: tg.tensor(v, dtype="float32") for k, v in weights.items()})

@@ -30,3 +30,10 @@ def test_bf16_gpt_steps_match_torch_within_bf16s_own_error(device):
     assert result["loss_ours_vs_torch_fp32"] < 0.1 * result["loss_yardstick"]
     fp32 = sum(r["ours_vs_torch_fp32"] ** 2 for r in result["params"]) ** 0.5
     assert fp32 < 0.25 * sum(r["yardstick"] ** 2 for r in result["params"]) ** 0.5
+
+
+def test_a_bad_device_is_one_line():
+    if tg.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    with pytest.raises(SystemExit):
+        parity.parse_args(["--device", "cuda"])
