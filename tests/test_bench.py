@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -77,3 +78,17 @@ def test_bench_train_repeat_pools_the_steps_of_every_repeat(tmp_path, kept):
     assert row["steps"] == 6 and len(row["times_ms"]) == 6 and len(row["repeat_medians_ms"]) == 2
     assert row["ms_median"] == statistics.median(row["times_ms"])
     assert min(row["repeat_medians_ms"]) <= row["ms_median"] <= max(row["repeat_medians_ms"])
+
+
+def test_the_one_pool_probe_prints_its_table_or_names_what_it_needs():
+    """benchmarks/probe_one_pool.py (the NOTES' evidence for a one-pool CPU path): its table where
+    numba, scipy and threadpoolctl are installed, else one line naming the missing ones."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "probe_one_pool.py")], capture_output=True,
+                         text=True, timeout=300)
+    missing = [m for m in ("numba", "scipy", "threadpoolctl") if importlib.util.find_spec(m) is None]
+    if missing:
+        assert run.returncode == 2 and f"needs {', '.join(missing)}" in run.stderr.splitlines()[-1], run.stderr
+    else:
+        assert run.returncode == 0, run.stderr
+        assert [line.split()[:5] for line in run.stdout.splitlines()[1:]] == [
+            [str(m), "x", str(k), "x", str(n)] for m, k, n in ((768, 128, 128), (768, 128, 512), (768, 512, 128))]
