@@ -199,6 +199,18 @@ def test_bfloat16_needs_ml_dtypes_says_so(monkeypatch):
         tg.zeros(2, dtype="bfloat16")
 
 
+def test_a_switched_off_autocast_needs_no_bfloat16(monkeypatch):
+    """autocast("cpu", enabled=False) (a float32 run's context, as in examples/shakespeare.py) runs
+    where ml_dtypes is missing; switched on, the CPU's default dtype, bfloat16, still asks for it."""
+    monkeypatch.setattr(backend, "_BFLOAT16", None)
+    monkeypatch.setattr(backend, "DTYPES", {k: v for k, v in backend.DTYPES.items() if k != "bfloat16"})
+    x = tg.ones(2, 3)
+    with tg.autocast("cpu", enabled=False):
+        assert (x @ x.T).dtype == tg.float32
+    with pytest.raises(ModuleNotFoundError, match="pip install ml_dtypes"):
+        tg.autocast("cpu")
+
+
 def test_bf16_autocast_training_step_matches_torch():
     """10 AdamW steps of a small GPT-like MLP under bf16 autocast, ours and torch's from the same
     weights: losses and parameters agree to bfloat16's precision (8 bits: ~4e-3 relative per

@@ -395,6 +395,20 @@ def test_ctrl_c_while_sampling_at_the_end_is_one_line_and_status_130(tmp_path, t
 
 
 # --- the first minutes of a new user -------------------------------------------------------
+def test_the_main_command_trains_without_ml_dtypes(tmp_path, text_file):
+    """The README's main command installs `.[plot,cpu]`, without ml_dtypes (bfloat16's package): a
+    float32 run on the CPU must not need it. An ml_dtypes that fails to import, first on the path."""
+    (tmp_path / "ml_dtypes").mkdir()
+    (tmp_path / "ml_dtypes" / "__init__.py").write_text("raise ImportError('hidden by test_shakespeare_example')\n")
+    flags = ["--data", str(text_file), "--out-dir", str(tmp_path / "m"), "--no-progress", "--device", "cpu",
+             "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
+             "--eval-iters", "2", "--max-iters", "2", "--sample-tokens", "5"]
+    done = subprocess.run([sys.executable, str(SCRIPT), *flags], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert tg.load(tmp_path / "m" / "ckpt.npz")["iter"] == 2
+
+
 def test_sample_only_needs_no_data_file(tmp_path, text_file, monkeypatch, capsys):
     example = load_example()
     run(example, text_file, tmp_path / "n", "--max-iters", "1")
