@@ -209,6 +209,8 @@ def test_a_switched_off_autocast_needs_no_bfloat16(monkeypatch):
         assert (x @ x.T).dtype == tg.float32
     with pytest.raises(ModuleNotFoundError, match="pip install ml_dtypes"):
         tg.autocast("cpu")
+    with pytest.raises(ValueError, match="must be tg.bfloat16 or tg.float16, got float64"):
+        tg.autocast("cpu", dtype=tg.float64)  # not taken for the missing bfloat16
 
 
 def test_bf16_autocast_training_step_matches_torch():

@@ -423,3 +423,15 @@ def test_fuzzed_files_load_correctly_or_raise_checkpoint_error(tmp_path):
             assert_same(ckpt, load(bad))
         except CheckpointError:
             pass
+
+
+def test_float64_round_trips_where_ml_dtypes_is_missing(tmp_path, monkeypatch):
+    """Without ml_dtypes there is no bfloat16, and nothing may be taken for one (NumPy reads
+    `dtype == None` as float64): float64 arrays and tensors save and load as themselves."""
+    monkeypatch.setattr(backend, "_BFLOAT16", None)
+    data = {"t": tg.tensor(np.arange(3.0)), "a": np.arange(4.0), "f": tg.ones(2, dtype="float32")}
+    save(data, tmp_path / "f64")
+    out = load(tmp_path / "f64")
+    assert out["t"].dtype == tg.float64 and out["t"].numpy().tolist() == [0.0, 1.0, 2.0]
+    assert out["a"].dtype == np.float64 and out["a"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert out["f"].dtype == tg.float32

@@ -104,7 +104,7 @@ class autocast:  # noqa: N801  (torch's name)
             raise TypeError(f"autocast's enabled must be a bool, got {type(enabled).__name__}")
         if dtype is not None or enabled:  # switched off with no dtype: none is needed (nor ml_dtypes for the CPU's)
             dtype = backend.parse_dtype(DEFAULT_DTYPE[device_type] if dtype is None else dtype)
-            if dtype not in (backend.float16, backend.bfloat16_or_none()):
+            if not (dtype == backend.float16 or backend.is_bfloat16(dtype)):
                 raise ValueError(f"autocast dtype must be tg.bfloat16 or tg.float16, got {dtype}")
         self.dtype, self.enabled, self.cache_enabled, self._tokens = dtype, enabled, cache_enabled, []
 

@@ -40,12 +40,19 @@ def bfloat16():
 
 
 def bfloat16_or_none():
+    """The bfloat16 dtype, or None without ml_dtypes. Test a dtype with is_bfloat16, not == this:
+    NumPy reads `dtype == None` as `dtype == float64`."""
     return _BFLOAT16
+
+
+def is_bfloat16(dtype):
+    """Whether `dtype` is bfloat16 (False where ml_dtypes is not installed)."""
+    return _BFLOAT16 is not None and dtype == _BFLOAT16
 
 
 def is_floating(dtype):
     """float16, bfloat16, float32, float64 (bfloat16's NumPy kind is 'V', so .kind == 'f' misses it)."""
-    return dtype.kind == "f" or (_BFLOAT16 is not None and dtype == _BFLOAT16)
+    return dtype.kind == "f" or is_bfloat16(dtype)
 
 
 def _category(dtype):

@@ -93,9 +93,9 @@ def _encode(obj, where, arrays, seen, depth=0):
                 raise TypeError(f"cannot save {where}: arrays of Python objects would need pickle")
             seen[id(obj)] = f"arrays/{len(arrays)}.npy"
             # .npy knows no bfloat16 (it would write raw 2-byte voids): its bits go as uint16, tagged
-            arrays[seen[id(obj)]] = array.view(np.uint16) if array.dtype == backend.bfloat16_or_none() else array
+            arrays[seen[id(obj)]] = array.view(np.uint16) if backend.is_bfloat16(array.dtype) else array
         node = {tag: seen[id(obj)]}
-        return {"bfloat16": node} if obj.dtype == backend.bfloat16_or_none() else node
+        return {"bfloat16": node} if backend.is_bfloat16(obj.dtype) else node
     raise TypeError(f"cannot save {where}: unsupported type {type(obj).__module__}."
                     f"{type(obj).__qualname__} (supported: {SUPPORTED})")
 

@@ -22,7 +22,8 @@ _WORKSPACE_BYTES = 32 << 20  # what cuBLAS's documentation advises for Hopper
 _DATA = {np.dtype("float32"): 0, float64: 1, float16: 2, **({} if bfloat16_or_none() is None else
                                                               {bfloat16_or_none(): 14})}
 _COMPUTE_32F, _COMPUTE_32F_FAST_TF32, _COMPUTE_64F = 68, 77, 70
-_COMPUTE_32F_FAST = {float16: 74, bfloat16_or_none(): 75}  # float32 data, products rounded to 16 bits
+# float32 data, products rounded to 16 bits:
+_COMPUTE_32F_FAST = {float16: 74, **({} if bfloat16_or_none() is None else {bfloat16_or_none(): 75})}
 _GEMM_DEFAULT = -1
 OP_N, OP_T = 0, 1
 
