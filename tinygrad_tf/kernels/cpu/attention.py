@@ -7,7 +7,7 @@ import numpy as np
 from ...function import Function
 from ...ops import attention
 from ...ops.random import dropout_scale
-from .blas import on_cpu, row_sum
+from .blas import for_blas, row_sum
 
 
 class Attention(Function):
@@ -15,7 +15,7 @@ class Attention(Function):
 
     @staticmethod
     def supports(q, k, v, bias, scale, dropout_p, seed, causal):
-        if not on_cpu(q, k, v) or not (bias is None or on_cpu(bias)):
+        if not for_blas(q, k, v) or not (bias is None or for_blas(bias)):
             return False
         scores = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
         if k.shape[-2] == 0:  # no key to attend to: nothing to fuse (the textbook op gives 0s)

@@ -7,10 +7,15 @@ import numpy as np
 
 
 def on_cpu(*arrays):
-    """True when every array is a NumPy float32 or float64 array, the types BLAS computes in.
-    float16 goes to the textbook op, which computes it in float32 and rounds once (as PyTorch;
-    kernels/opmath.py): NumPy's own float16 matmul has no BLAS behind it (a float16 GPT step
-    under autocast took ~100x the float32 one)."""
+    """True when every array is a NumPy float array."""
+    return all(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in arrays)
+
+
+def for_blas(*arrays):
+    """True when every array is a NumPy float32 or float64 array, the types BLAS computes in. The
+    twins built on GEMMs leave float16 to the textbook op, which computes it in float32 and
+    rounds once (kernels/opmath.py, as PyTorch): NumPy's own float16 matmul has no BLAS behind
+    it (the --dtype float16 CPU example ran at 64 tokens/s on it, ~4,000 in float32)."""
     return all(isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) for a in arrays)
 
 

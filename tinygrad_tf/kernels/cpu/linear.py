@@ -4,7 +4,7 @@ import numpy as np
 
 from ...function import Function
 from ...ops import linear
-from .blas import column_sum, on_cpu
+from .blas import column_sum, for_blas
 
 
 class Linear(Function):
@@ -12,7 +12,7 @@ class Linear(Function):
 
     @staticmethod
     def supports(x, weight, bias, activation):
-        return on_cpu(x, weight) and (bias is None or on_cpu(bias))
+        return for_blas(x, weight) and (bias is None or for_blas(bias))
 
     def forward(self, x, weight, bias, activation):
         self.x2, self.weight, self.x_shape = x.reshape(-1, x.shape[-1]), weight, x.shape
