@@ -15,7 +15,7 @@ import pytest
 import tinygrad_tf as tg
 from tinygrad_tf import check, dispatch, kernels, ops
 from tinygrad_tf.kernels import cpu
-from tinygrad_tf.kernels.numba import _numba, adam, cross_entropy, embedding, layer_norm, linear, relu
+from tinygrad_tf.kernels.numba import _numba, adam, cross_entropy, dropout, embedding, layer_norm, linear, relu
 from tinygrad_tf.models.gpt import GPT, GPTConfig
 from tinygrad_tf.nn import functional as F
 
@@ -27,7 +27,9 @@ DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float6
 
 
 def _grads(fn, arrays, dtype, spec):
-    """fn's output and the gradients of its float inputs (a fixed random output gradient), under `spec`."""
+    """fn's output and the gradients of its float inputs (a fixed random output gradient), under
+    `spec`; dropout seeds from manual_seed(0)."""
+    tg.manual_seed(0)
     with kernels.selected(spec):
         ts = [tg.tensor(a.astype(dtype), requires_grad=True) if a.dtype.kind == "f" else tg.tensor(a) for a in arrays]
         out = fn(*ts)
@@ -82,6 +84,34 @@ def test_relu_and_linear_relu(dtype):
     _assert_same(lambda x, w, b: F.linear(x, w, b, activation="relu"), [_r(2, 70, 24), _r(40, 24, seed=1),
                                                                           _r(40, seed=2)], dtype)
     _assert_same(lambda x, w: F.linear(x, w, activation="relu"), [_r(1, 24), _r(40, 24, seed=1)], dtype)
+
+
+@DTYPES
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_is_the_textbook_mask_bit_for_bit(p, dtype):
+    """Forward and backward equal the textbook op's exactly (the same mask from the seed, the same
+    product), over several counter chunks and a partial last one; the mask is never kept."""
+    x = tg.tensor(_r(3, 50, 61).astype(dtype), requires_grad=True)  # 9150 elements: 2 chunks and a part
+    g = tg.tensor(_r(3, 50, 61, seed=1).astype(dtype))
+    results = []
+    for spec in ("all", "none"):
+        with kernels.selected(spec):
+            tg.manual_seed(4)
+            y = F.dropout(x, p)
+            assert (type(y.grad_fn) is dropout.Dropout) == (spec == "all")
+            y.backward(g)
+            results.append((y.detach().numpy(), x.grad.numpy()))
+            x.grad = None
+    for fused, textbook in zip(*results):
+        assert fused.dtype == dtype and np.array_equal(fused, textbook)
+    kept = results[0][0] != 0
+    assert abs(kept.mean() - (1 - p)) < 0.02 and np.array_equal(results[0][1] != 0, kept)
+
+
+def test_dropout_leaves_16_bit_inputs_to_the_textbook_op():
+    x = np.ones((4, 4), np.float16)
+    assert issubclass(dispatch.choose(ops.dropout.Dropout, (x, 0.5, 3), {}), ops.dropout.Dropout)  # in float32
+    assert dispatch.choose(ops.dropout.Dropout, (x.astype(np.float32), 0.5, 3), {}) is dropout.Dropout
 
 
 def test_relu_keeps_nan_and_passes_no_nan_gradient_where_cut():
@@ -288,11 +318,12 @@ SPLIT_CASES = [  # (fn, arrays, the kernels that must have run their parallel va
     (lambda x, w, b: F.linear(x, w, b, activation="relu"), [_r(3, 70, 24), _r(40, 24, seed=1), _r(40, seed=2)],
      [linear._bias_relu, linear._relu_backward]),
     (lambda x: x.relu(), [_r(3, 50, 7)], [relu._forward, relu._backward]),
+    (lambda x: F.dropout(x, 0.3), [_r(3, 50, 61)], [dropout._masked]),
 ]
 
 
 @DTYPES
-@pytest.mark.parametrize("case", range(len(SPLIT_CASES)), ids=["layer_norm", "cross_entropy", "linear_relu", "relu"])
+@pytest.mark.parametrize("case", range(len(SPLIT_CASES)), ids=["layer_norm", "cross_entropy", "linear_relu", "relu", "dropout"])
 def test_split_kernels_match_the_textbook_and_their_serial_bits(case, dtype, split, monkeypatch):
     """The parallel variants: the textbook op's results, and the serial kernel's bits (sums across
     rows are taken per fixed chunk of rows, not per thread); 130 and 210 rows: a partial last chunk."""

@@ -11,7 +11,7 @@ pytest.importorskip("numba")
 import tinygrad_tf as tg  # noqa: E402
 from tinygrad_tf import check, dispatch, kernels, ops  # noqa: E402
 from tinygrad_tf.check import Case, _blind_bias, _qkv, _r  # noqa: E402
-from tinygrad_tf.kernels.numba import _numba, attention as numba_attention  # noqa: E402
+from tinygrad_tf.kernels.numba import _numba, attention as numba_attention, random as numba_random  # noqa: E402
 from tinygrad_tf.nn import functional as F  # noqa: E402
 from tinygrad_tf.ops.random import dropout_scale, uniform  # noqa: E402
 
@@ -88,7 +88,7 @@ def test_without_gradients_and_with_some(dtype, p):
 def test_dropout_threshold_is_numpys_comparison(dtype, p):
     """(hash >> shift) >= threshold exactly where NumPy finds u >= p, u = (hash >> shift) * 2^-bits
     of `dtype` (a Python float p is compared at that dtype, a NumPy float64 at float64)."""
-    shift, threshold = numba_attention._dropout_bits(np.dtype(dtype), p)
+    shift, threshold = numba_random.dropout_bits(np.dtype(dtype), p)
     bits = 64 - int(shift)
     around = np.arange(max(int(threshold) - 5, 0), min(int(threshold) + 5, 2 ** bits), dtype=np.uint64)
     u = around.astype(dtype) * dtype(2.0 ** -bits)
@@ -100,7 +100,7 @@ def test_dropout_threshold_is_numpys_comparison(dtype, p):
 def test_dropout_mask_is_ops_random_bit_for_bit(dtype, p):
     """The forward's and the backward's masks are ops/random.py's, for rows that start anywhere."""
     dtype, (rows, n, seed) = np.dtype(dtype), (301, 77, 2 ** 63 + 12345)
-    shift, threshold = numba_attention._dropout_bits(dtype, p)
+    shift, threshold = numba_random.dropout_bits(dtype, p)
     keep = dtype.type(1 / (1 - p))
     expected = np.full((rows, n), dtype.type(1) / dtype.type(n)) * dropout_scale(seed, (rows, n), p, dtype)
     kept = uniform(seed, (rows, n), dtype) >= p

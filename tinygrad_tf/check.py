@@ -29,8 +29,8 @@ from .kernels.cpu import attention as cpu_attention, embedding as cpu_embedding,
     linear as cpu_linear
 from .kernels.cuda import add, attention, cast, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
 from .kernels.numba import _numba, adam as numba_adam, attention as numba_attention, \
-    cross_entropy as numba_cross_entropy, embedding as numba_embedding, layer_norm as numba_layer_norm, \
-    linear as numba_linear, relu as numba_relu
+    cross_entropy as numba_cross_entropy, dropout as numba_dropout, embedding as numba_embedding, \
+    layer_norm as numba_layer_norm, linear as numba_linear, relu as numba_relu
 from .optim import SGD, Adam, AdamW
 from .tensor import Tensor
 
@@ -151,6 +151,8 @@ CASES = [
     Case(numba_relu.Relu, "", (_r(7, 33),)),
     Case(numba_relu.Relu, "NaN gradient where cut", (_r(7, 33),), nan_grad_where_cut=True),
     Case(numba_relu.Relu, "transposed", (_r(300, 70).T,)),
+    Case(numba_dropout.Dropout, "p=0.25, 3 chunks", (_r(7, 33, 40), 0.25, 99)),
+    Case(numba_dropout.Dropout, "p=0.6, transposed", (_r(30, 70).T, 0.6, 2 ** 64 - 3)),
     *_relu_linear_cases(numba_linear.Linear),
     *_layer_norm_cases(numba_layer_norm.LayerNorm), *_edge_layer_norm_cases(numba_layer_norm.LayerNorm),
     *_cross_entropy_cases(numba_cross_entropy.CrossEntropy),

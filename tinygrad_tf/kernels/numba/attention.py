@@ -14,11 +14,8 @@ is asked for), then dV = Pd^T g, dQ = dS k, dK = dS^T q (BLAS). Between forward 
 only the weights P are kept, one T x T array (the textbook op keeps three with dropout); no
 other T x T array is made, so no page of fresh memory is faulted in and zeroed for them.
 
-The dropout mask is ops/random.py's counter-based hash (splitmix64 of seed + (i + 1) * golden,
-i the element's index in the C-ordered scores) in uint64 arithmetic: the same bits, so the same
-mask as the textbook op's. u >= p is compared as integers, (hash >> (64 - bits)) >=
-ceil(p * 2^bits), which is exact, with p at the dtype NumPy compares u and p in (a Python float
-against float32 weights: float32).
+The dropout mask is ops/random.py's counter-based hash of the element's index in the C-ordered
+scores, drawn by random.py's kept(): the same bits, so the same mask as the textbook op's.
 
 A query that sees no key (a row of -inf) gets weights 0, so output 0 and no gradient, as the
 textbook op's safe softmax; NaNs spread as they do there. The row sums (of the exponentials,
@@ -44,13 +41,10 @@ import numpy as np
 
 from ...function import Function
 from ...ops import attention
-from ...ops.random import GOLDEN, MIX1, MIX2
 from . import _numba
 from ._numba import kernel, usable
+from .random import ONE, STEP, U64, dropout_bits, kept
 
-_U64 = np.uint64
-_GOLDEN, _MIX1, _MIX2 = _U64(GOLDEN), _U64(MIX1), _U64(MIX2)
-_S27, _S30, _S31, _ONE = _U64(27), _U64(30), _U64(31), _U64(1)
 CHUNK_BYTES = 1 << 20  # the scores of one chunk of matrices: what stays in cache from GEMM to GEMM
 
 
@@ -174,14 +168,10 @@ def _forward(s, first, tq, causal, scale, lowest, single, bias, dropout, seed, s
                 row[j] = inverse * 0  # exp(-inf) / sum: 0, or NaN where the sum is
         if dropout:
             out = dropped[r]
-            count = seed + (_U64(at) * _U64(n) + _ONE) * _GOLDEN  # ops/random.py's uniform, as integers
+            count = seed + (U64(at) * U64(n) + ONE) * STEP  # element at * n + j's counter, j = 0 first
             for j in range(last):
-                z = count
-                count += _GOLDEN  # seed + (i + 1) * golden for element i = at * n + j
-                z = (z ^ (z >> _S30)) * _MIX1
-                z = (z ^ (z >> _S27)) * _MIX2
-                z = z ^ (z >> _S31)
-                out[j] = row[j] * (keep if (z >> shift) >= threshold else zero)
+                out[j] = row[j] * (keep if kept(count, shift, threshold) else zero)
+                count += STEP
             for j in range(last, n):
                 out[j] = row[j] * 0
 
@@ -199,14 +189,10 @@ def _backward(w, gd, first, tq, causal, factor, dropout, seed, shift, threshold,
         stop = n
         if dropout:
             out = dropped[r]
-            count = seed + (_U64(at) * _U64(n) + _ONE) * _GOLDEN
+            count = seed + (U64(at) * U64(n) + ONE) * STEP
             for j in range(last):
-                z = count
-                count += _GOLDEN
-                z = (z ^ (z >> _S30)) * _MIX1
-                z = (z ^ (z >> _S27)) * _MIX2
-                z = z ^ (z >> _S31)
-                m = keep if (z >> shift) >= threshold else zero
+                m = keep if kept(count, shift, threshold) else zero
+                count += STEP
                 gr[j] = gr[j] * m
                 out[j] = p[j] * m
             for j in range(last, n):
@@ -218,14 +204,6 @@ def _backward(w, gd, first, tq, causal, factor, dropout, seed, shift, threshold,
         # than half the work in rows of varying length (3072 causal rows of 64: 170 -> 90 us).
         for j in range(n):
             gr[j] = p[j] * (gr[j] - dot) * factor
-
-
-def _dropout_bits(dtype, p):
-    """(shift, threshold): an element is kept where (hash >> shift) >= threshold, which is
-    ops/random.py's u >= p as NumPy compares them (u of `dtype`; p a Python float: at that dtype)."""
-    bits = 24 if dtype == np.float32 else 53
-    at = np.result_type(np.empty(0, dtype), p).type(p)
-    return _U64(64 - bits), _U64(min(max(math.ceil(float(at) * 2.0 ** bits), 0), 2 ** bits))
 
 
 def _chunks(batch, per_chunk):
@@ -290,8 +268,8 @@ class Attention(Function):
         scratch = np.empty(min(per_chunk, math.prod(batch)) * tq * n, dtype)
         rows = self._bias_rows(bias, batch + (tq, n), dtype)
         p = bool(dropout_p)
-        shift, threshold = _dropout_bits(dtype, dropout_p) if p else (_U64(0), _U64(0))
-        keep, seed = dtype.type(1 / (1 - dropout_p) if p else 1), _U64(seed if p else 0)
+        shift, threshold = dropout_bits(dtype, dropout_p) if p else (U64(0), U64(0))
+        keep, seed = dtype.type(1 / (1 - dropout_p) if p else 1), U64(seed if p else 0)
         out = np.empty(batch + (tq, v.shape[-1]), dtype)
         for index in _chunks(batch, per_chunk):
             qc, kc = q[index], k[index]
