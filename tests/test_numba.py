@@ -15,7 +15,7 @@ import pytest
 import tinygrad_tf as tg
 from tinygrad_tf import check, dispatch, kernels, ops
 from tinygrad_tf.kernels import cpu
-from tinygrad_tf.kernels.numba import _numba, adam, cross_entropy, dropout, embedding, layer_norm, linear, relu
+from tinygrad_tf.kernels.numba import _numba, adam, add, cross_entropy, dropout, embedding, layer_norm, linear, relu
 from tinygrad_tf.models.gpt import GPT, GPTConfig
 from tinygrad_tf.nn import functional as F
 
@@ -106,6 +106,16 @@ def test_dropout_is_the_textbook_mask_bit_for_bit(p, dtype):
         assert fused.dtype == dtype and np.array_equal(fused, textbook)
     kept = results[0][0] != 0
     assert abs(kept.mean() - (1 - p)) < 0.02 and np.array_equal(results[0][1] != 0, kept)
+
+
+@DTYPES
+def test_add_of_one_shape_and_what_it_leaves_to_numpy(dtype):
+    _assert_same(lambda a, b: a + b, [_r(3, 50, 7), _r(3, 50, 7, seed=1)], dtype)
+    _assert_same(lambda a, b: a.transpose(1, 2) + b, [_r(3, 7, 50), _r(3, 50, 7, seed=1)], dtype)
+    x = np.ones((3, 4), dtype)
+    assert dispatch.choose(ops.elementwise.Add, (x, x), {}) is add.Add
+    for other in (x[0], np.float64(2.0), x.astype(np.float16 if dtype == np.float32 else np.float32)):
+        assert dispatch.choose(ops.elementwise.Add, (x, other), {}) is not add.Add  # broadcast, scalar, promotion
 
 
 def test_dropout_leaves_16_bit_inputs_to_the_textbook_op():
@@ -319,11 +329,12 @@ SPLIT_CASES = [  # (fn, arrays, the kernels that must have run their parallel va
      [linear._bias_relu, linear._relu_backward]),
     (lambda x: x.relu(), [_r(3, 50, 7)], [relu._forward, relu._backward]),
     (lambda x: F.dropout(x, 0.3), [_r(3, 50, 61)], [dropout._masked]),
+    (lambda a, b: a + b, [_r(3, 50, 7), _r(3, 50, 7, seed=1)], [add._add]),
 ]
 
 
 @DTYPES
-@pytest.mark.parametrize("case", range(len(SPLIT_CASES)), ids=["layer_norm", "cross_entropy", "linear_relu", "relu", "dropout"])
+@pytest.mark.parametrize("case", range(len(SPLIT_CASES)), ids=["layer_norm", "cross_entropy", "linear_relu", "relu", "dropout", "add"])
 def test_split_kernels_match_the_textbook_and_their_serial_bits(case, dtype, split, monkeypatch):
     """The parallel variants: the textbook op's results, and the serial kernel's bits (sums across
     rows are taken per fixed chunk of rows, not per thread); 130 and 210 rows: a partial last chunk."""

@@ -28,7 +28,7 @@ from .autograd import unbroadcast
 from .kernels.cpu import attention as cpu_attention, embedding as cpu_embedding, layer_norm as cpu_layer_norm, \
     linear as cpu_linear
 from .kernels.cuda import add, attention, cast, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
-from .kernels.numba import _numba, adam as numba_adam, attention as numba_attention, \
+from .kernels.numba import _numba, adam as numba_adam, add as numba_add, attention as numba_attention, \
     cross_entropy as numba_cross_entropy, dropout as numba_dropout, embedding as numba_embedding, \
     layer_norm as numba_layer_norm, linear as numba_linear, relu as numba_relu
 from .optim import SGD, Adam, AdamW
@@ -148,6 +148,8 @@ CASES = [
          (_r(2, 4, 3), _r(2, 5, 3, seed=1), _r(2, 5, 3, seed=2), _blind_bias(), 0.5, 0.3, 7, False)),
     Case(cpu_attention.Attention, "0 queries", (_r(2, 0, 3), _r(2, 5, 3, seed=1), _r(2, 5, 3, seed=2), None, 0.5,
                                                 0.0, None, False)),
+    Case(numba_add.Add, "same shape", (_r(7, 33), _r(7, 33, seed=1))),
+    Case(numba_add.Add, "a transposed", (_r(33, 7).T, _r(7, 33, seed=1))),
     Case(numba_relu.Relu, "", (_r(7, 33),)),
     Case(numba_relu.Relu, "NaN gradient where cut", (_r(7, 33),), nan_grad_where_cut=True),
     Case(numba_relu.Relu, "transposed", (_r(300, 70).T,)),

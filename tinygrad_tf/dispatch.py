@@ -11,13 +11,13 @@ from .kernels import opmath
 from .kernels.cpu import attention as cpu_attention, embedding as cpu_embedding, layer_norm as cpu_layer_norm, \
     linear as cpu_linear
 from .kernels.cuda import add, attention, cast, cross_entropy, dropout, embedding, layer_norm, linear, matmul, relu
-from .kernels.numba import attention as numba_attention, cross_entropy as numba_cross_entropy, \
+from .kernels.numba import add as numba_add, attention as numba_attention, cross_entropy as numba_cross_entropy, \
     dropout as numba_dropout, embedding as numba_embedding, layer_norm as numba_layer_norm, linear as numba_linear, \
     relu as numba_relu
 
 # Every fused op, in the order they are tried for the op they replace: on the CPU the Numba
 # kernels (when numba is installed and "numba" is on) before the NumPy ones of kernels/cpu.
-FUSED = (add.Add, relu.Relu, numba_relu.Relu, dropout.Dropout, numba_dropout.Dropout, matmul.MatMul,
+FUSED = (add.Add, numba_add.Add, relu.Relu, numba_relu.Relu, dropout.Dropout, numba_dropout.Dropout, matmul.MatMul,
          linear.Linear, numba_linear.Linear, cpu_linear.Linear, layer_norm.LayerNorm, numba_layer_norm.LayerNorm,
          cpu_layer_norm.LayerNorm, cross_entropy.CrossEntropy, numba_cross_entropy.CrossEntropy,
          embedding.Embedding, numba_embedding.Embedding, cpu_embedding.Embedding, attention.Attention,
