@@ -54,6 +54,9 @@ VOCAB = 65
 LR = 3e-4
 # Dense peak FLOP/s of an H100 SXM (the H200 has the same compute): the number MFU divides by.
 PEAK_TFLOPS = {"float32": 67.0, "tf32": 495.0, "float64": 34.0, "bf16": 989.0}
+# Settings read from the environment that change how the CPU's thread pools behave: the JSON records them.
+THREAD_SETTINGS = ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "TINYGRAD_TF_PARALLEL_FROM", "NUMBA_THREADING_LAYER",
+                   "NUMBA_NUM_THREADS")
 ROWS = ("ours", "ours_graph", "torch_lecture", "torch_sdpa", "torch_compile")
 
 
@@ -565,6 +568,7 @@ def main(argv=None):
         "device": args.device, "precision": args.precision, "dtype": args.dtype, "amp": args.amp, "preset": args.preset,
         "config": {**cfg, "vocab_size": vocab, "lr": LR, "optimizer": "AdamW(weight_decay=0.01)"},
         "steps": args.steps, "warmup": args.warmup, "repeat": args.repeat, "threads": args.threads,
+        "environment": {k: os.environ[k] for k in THREAD_SETTINGS if k in os.environ},
         "keep_freed_memory": keep_freed_memory,
         "data": args.data or "random tokens",
         "versions": info, "flops_per_step": flops, "non_embedding_params": n_params,

@@ -51,14 +51,53 @@ def test_matches_the_textbook_op(case, dtype):
     assert row["passed"], row
 
 
+@pytest.fixture
+def split(monkeypatch):
+    """The attention kernels take their parallel variant (prange over matrices, BLAS on one thread)."""
+    numba = _numba.load()
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    before = numba.get_num_threads()
+    monkeypatch.setattr(_numba, "PARALLEL_FROM", 0)
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(before)
+
+
 @DTYPES
-@pytest.mark.parametrize("chunk_bytes", [1, 700, 5000], ids=["1 matrix a chunk", "a few", "more"])
 @pytest.mark.parametrize("case", [c for c in CASES if c.args[0].ndim > 2], ids=lambda c: c.label)
-def test_matches_the_textbook_op_a_chunk_at_a_time(case, dtype, chunk_bytes, monkeypatch):
-    """Chunks of matrices (the mask's rows and the dropout counters follow the chunk's place)."""
-    monkeypatch.setattr(numba_attention, "CHUNK_BYTES", chunk_bytes)
+def test_split_over_threads_matches_the_textbook_op_and_the_serial_bits(case, dtype, split, monkeypatch):
+    """The matrices split over numba's threads (the mask's rows and the dropout counters follow
+    each matrix's place): the textbook op's results, and the serial kernels' bits."""
     row = check.check_case(case, dtype)
     assert row["passed"], row
+    assert True in numba_attention._forward.variants and True in numba_attention._backward.variants
+    args = [a.astype(dtype) if isinstance(a, np.ndarray) else a for a in case.args]
+    g = np.random.default_rng(2).standard_normal(Attention().forward(*args).shape).astype(dtype)
+    results = []
+    for parallel_from in (0, 1 << 62):
+        monkeypatch.setattr(_numba, "PARALLEL_FROM", parallel_from)
+        fn = Attention()
+        results.append([fn.forward(*args), *fn.backward(g)])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_blas_runs_on_one_thread_inside_the_split_kernels(split, monkeypatch):
+    """While the parallel variant runs, every BLAS of the process is on one thread; after, as before."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+    compiled = numba_attention._forward.compiled
+
+    def spy(parallel):
+        run = compiled(parallel)
+        return lambda *args: (seen.append([lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                                           if lib["user_api"] == "blas"]), run(*args))[1]
+    monkeypatch.setattr(numba_attention._forward, "compiled", spy)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        Attention().forward(*_qkv(2, 3, 16, 8), None, 0.35, 0.0, None, True)
+        after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert seen and all(n == 1 for n in seen[0]) and after == [2] * len(after)
 
 
 def _forward_only(op, args, needs):
@@ -107,11 +146,11 @@ def test_dropout_mask_is_ops_random_bit_for_bit(dtype, p):
     no_mask = numba_attention.Attention._bias_rows(None, (rows, n), dtype)
     for first in (0, 100):  # the rows from `first` on, as a later chunk has them
         weights, dropped = np.zeros((rows - first, n), dtype), np.empty((rows - first, n), dtype)
-        numba_attention._forward(weights, first, rows, False, dtype.type(1), dtype.type(-np.inf),
+        numba_attention._forward_rows(weights, first, rows, False, dtype.type(1), dtype.type(-np.inf),
                                  dtype == np.float32, no_mask, True, np.uint64(seed), shift, threshold, keep, dropped)
         assert np.array_equal(dropped, expected[first:]) and np.array_equal(dropped != 0, kept[first:])
         redrawn, gd = np.empty_like(dropped), np.ones_like(dropped)
-        numba_attention._backward(weights, gd, first, rows, False, dtype.type(1), True, np.uint64(seed), shift,
+        numba_attention._backward_rows(weights, gd, first, rows, False, dtype.type(1), True, np.uint64(seed), shift,
                                   threshold, keep, redrawn)
         assert np.array_equal(redrawn, dropped)
 
@@ -131,7 +170,7 @@ def test_weights_are_a_softmax_taken_in_more_precision(dtype, causal):
     scores = (rng.uniform(-1, 0.2, (rows, n)) * rng.choice([0.1, 3, 30, 100, 800], (rows, 1))).astype(dtype)
     scores[::17, 5] = -np.inf
     weights = scores.copy()
-    numba_attention._forward(weights, 0, rows, causal, dtype.type(1), dtype.type(-np.inf), dtype == np.float32,
+    numba_attention._forward_rows(weights, 0, rows, causal, dtype.type(1), dtype.type(-np.inf), dtype == np.float32,
                              numba_attention.Attention._bias_rows(None, (rows, n), dtype), False, np.uint64(0),
                              np.uint64(0), np.uint64(0), dtype.type(1), weights)
     if causal:

@@ -51,9 +51,17 @@ Two options:
   on this machine nothing splits; on a machine with many cores, where a split saves more
   than a timeslice, lower it there: TINYGRAD_TF_PARALLEL_FROM=<elements>, read at import
   (tests force it to 0).
+- one_blas_thread=True (with split=True): the kernel calls BLAS itself (np.dot, which numba
+  reaches through SciPy's BLAS: has_blas()), one matrix product per iteration of its prange
+  loop. Its parallel variant then runs with every BLAS in the process on one thread
+  (threadpoolctl), restored after: the GEMMs and the loops around them share numba's pool,
+  each thread multiplying its own matrices, as PyTorch's batched products run. With BLAS on its
+  own threads too, each product would wake a pool of its own inside each of numba's threads.
 The first compile in a process prints one line to stderr: it is a wait of seconds.
 """
+import contextlib
 import functools
+import importlib.util
 import os
 import sys
 import types
@@ -107,9 +115,33 @@ def missing():
     return None if load() is not None else "numba is not installed"
 
 
-def kernel(parallel=False, reorder_sums=False, split=False):
+@functools.cache
+def has_blas():
+    """Whether a kernel may call np.dot: numba reaches BLAS through SciPy (the `cpu` extra has it)."""
+    return importlib.util.find_spec("scipy") is not None
+
+
+@functools.cache
+def _blas_libraries():
+    """threadpoolctl's handle on the BLAS libraries of this process, SciPy's loaded first (numba's
+    np.dot calls that one); None without threadpoolctl."""
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401 (loaded, so that the handle includes it)
+        import threadpoolctl
+    except ImportError:
+        return None
+    return threadpoolctl.ThreadpoolController().select(user_api="blas")
+
+
+def one_blas_thread():
+    """A context in which every BLAS of the process runs on one thread (see one_blas_thread above)."""
+    blas = _blas_libraries()
+    return contextlib.nullcontext() if blas is None else blas.limit(limits=1)
+
+
+def kernel(parallel=False, reorder_sums=False, split=False, one_blas_thread=False):
     """Decorator: the function as a Kernel (above; `parallel=True`: only the parallel variant)."""
-    return lambda fn: Kernel(fn, parallel, reorder_sums, split)
+    return lambda fn: Kernel(fn, parallel, reorder_sums, split, one_blas_thread)
 
 
 class Kernel:
@@ -120,9 +152,9 @@ class Kernel:
     know for `_numba_type_`, and this one answers with its compiled variant's dispatcher, so
     that numba compiles the callee then, and LLVM inlines it into the caller."""
 
-    def __init__(self, fn, parallel=False, reorder_sums=False, split=False):
+    def __init__(self, fn, parallel=False, reorder_sums=False, split=False, one_blas_thread=False):
         functools.update_wrapper(self, fn)
-        self.fn, self.parallel, self.split = fn, parallel, split
+        self.fn, self.parallel, self.split, self.one_blas_thread = fn, parallel, split, one_blas_thread
         self.fastmath = {"reassoc"} if reorder_sums else False
         self.variants = {}  # parallel (bool) -> numba's dispatcher, made on first use
 
@@ -145,6 +177,9 @@ class Kernel:
 
     def __call__(self, *args, work=0):
         parallel = self.parallel or (self.split and work >= PARALLEL_FROM and load().get_num_threads() > 1)
+        if parallel and self.one_blas_thread:
+            with one_blas_thread():
+                return self.compiled(True)(*args)
         return self.compiled(parallel)(*args)
 
 
