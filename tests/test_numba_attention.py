@@ -11,6 +11,7 @@ pytest.importorskip("numba")
 import tinygrad_tf as tg  # noqa: E402
 from tinygrad_tf import check, dispatch, kernels, ops  # noqa: E402
 from tinygrad_tf.check import Case, _blind_bias, _qkv, _r  # noqa: E402
+from tinygrad_tf.kernels.cpu import attention as cpu_attention  # noqa: E402
 from tinygrad_tf.kernels.numba import _numba, attention as numba_attention, random as numba_random  # noqa: E402
 from tinygrad_tf.nn import functional as F  # noqa: E402
 from tinygrad_tf.ops.random import dropout_scale, uniform  # noqa: E402
@@ -98,6 +99,14 @@ def test_blas_runs_on_one_thread_inside_the_split_kernels(split, monkeypatch):
         Attention().forward(*_qkv(2, 3, 16, 8), None, 0.35, 0.0, None, True)
         after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     assert seen and all(n == 1 for n in seen[0]) and after == [2] * len(after)
+
+
+def test_without_scipy_the_numpy_twin_runs(monkeypatch):
+    """numba calls BLAS through SciPy: without it the attention goes to kernels/cpu's twin."""
+    args = (*_qkv(2, 3, 16, 8), None, 0.35, 0.0, None, True)
+    assert dispatch.choose(ops.attention.Attention, args, {}) is Attention
+    monkeypatch.setattr(_numba, "has_blas", lambda: False)
+    assert dispatch.choose(ops.attention.Attention, args, {}) is cpu_attention.Attention
 
 
 def _forward_only(op, args, needs):

@@ -19,6 +19,19 @@ BLAS's idle worker spins on, and libgomp's workers spin in turn: for an attentio
 was split, OMP_WAIT_POLICY=passive or NUMBA_NUM_THREADS=1 saved up to ~5 ms a step, and under
 libgomp's default spin a split loop took ~7.5 ms a call whenever other work shared the cores.
 
+On many cores the kernels should split, and then neither pool may spin while the other works.
+The recipe, three settings read when the libraries load (so in the environment, before Python
+starts; nothing here sets them):
+
+    OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 TINYGRAD_TF_PARALLEL_FROM=65536
+
+(numba's OpenMP workers sleep after a split loop, OpenBLAS's after a GEMM, and loops of 65536
+elements and up split). Measured on 16 Xeon cores (benchmarks/results/cpu16-onepool-log.txt),
+the seed preset's step: 1.71-1.83 s with it, 3.27 s without; PyTorch 3.72-3.82 s in its default
+environment. On the cpu preset (768 rows) it helps ours less (28.6 ms, 32.4 without) and PyTorch
+stays ahead there (17.6 ms). PyTorch's own OpenMP pool reads OMP_WAIT_POLICY too, and loses
+with it: keep the recipe to the processes that train with this package.
+
 Numba counts threads per calling thread (a count set in one Python thread does not apply to
 another) and goes up to NUMBA_NUM_THREADS at most (the cores, unless that variable says
 otherwise). Importing tinygrad_tf sets nothing: only these calls do.

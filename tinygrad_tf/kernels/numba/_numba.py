@@ -50,7 +50,7 @@ Two options:
   layer norm 80 -> 88 us). So the threshold, 2^24 elements, is above every size measured:
   on this machine nothing splits; on a machine with many cores, where a split saves more
   than a timeslice, lower it there: TINYGRAD_TF_PARALLEL_FROM=<elements>, read at import
-  (tests force it to 0).
+  (tests force it to 0); threads.py gives the recipe for many cores, with what it measured.
 - one_blas_thread=True (with split=True): the kernel calls BLAS itself (np.dot, which numba
   reaches through SciPy's BLAS: has_blas()), one matrix product per iteration of its prange
   loop. Its parallel variant then runs with every BLAS in the process on one thread

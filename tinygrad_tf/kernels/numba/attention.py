@@ -1,18 +1,27 @@
-"""Attention on the CPU: the GEMMs in BLAS (NumPy's matmul), everything between them in one
-Numba loop over rows, and the whole op taken a few heads at a time so that the T x T scores
-of those heads stay in cache from the GEMM that writes them to the GEMM that reads them
-(batch 64, 6 heads, T 256, d 64, float32, forward + backward on the 2-core machine: 350 ms in
-chunks of 1 MiB, 690 ms over the whole batch at once).
+"""Attention on the CPU: one Numba loop over the (batch, head) matrices, each iteration doing
+that matrix's whole attention: its GEMMs (numba's np.dot, a BLAS call through SciPy) and the
+row passes between them, so that its T x T scores stay in the thread's cache from the GEMM
+that writes them to the GEMM that reads them.
 
-Forward, for each chunk of (batch, head) matrices: S = q k^T (BLAS, straight into the saved
-weights), then one pass per row scales, masks (explicit, causal or both), takes the max-shifted
-softmax in place and draws the dropout mask into a chunk-sized scratch; then out = Pd v (BLAS).
-A causal row i reads and exps keys 0..i only. Backward, per chunk: dPd = g v^T (BLAS, into a
-chunk-sized scratch), one pass per row redraws the dropout mask from the seed and makes
-dS = P * (dP - rowsum(dP * P)) in place (times the scale, unless dS itself, the mask's gradient,
-is asked for), then dV = Pd^T g, dQ = dS k, dK = dS^T q (BLAS). Between forward and backward
-only the weights P are kept, one T x T array (the textbook op keeps three with dropout); no
-other T x T array is made, so no page of fresh memory is faulted in and zeroed for them.
+Forward, per matrix: S = q k^T (BLAS, straight into the saved weights), then one pass per row
+scales, masks (explicit, causal or both), takes the max-shifted softmax in place and draws the
+dropout mask into a scratch; then out = Pd v (BLAS). A causal row i reads and exps keys 0..i
+only. Backward, per matrix: dPd = g v^T (BLAS), one pass per row redraws the dropout mask from
+the seed and makes dS = P * (dP - rowsum(dP * P)) in place (times the scale, unless dS itself,
+the mask's gradient, is asked for), then dV = Pd^T g, dQ = dS k, dK = dS^T q (BLAS). Between
+forward and backward only the weights P are kept, one T x T array (the textbook op keeps three
+with dropout), and q, k, v, made contiguous once (_as_4d says why).
+
+The loop over matrices splits over numba's threads (split=True, one_blas_thread=True: BLAS on
+one thread meanwhile, _numba.py) from PARALLEL_FROM score elements: each thread multiplies its
+own matrices, as PyTorch's batched products run, and no second pool waits in between. The
+matrices are independent, so the bits do not change. 16 Xeon cores, the seed preset's
+attention (64 x 6 matrices of 256 x 256 scores): a q k^T product over all matrices took 17.6
+ms as NumPy's batched matmul (one BLAS call per matrix, each split over BLAS's threads) and
+4.9 ms split this way; the whole step, with dropout.py and add.py, 5.6 s -> 1.7 s
+(benchmarks/results/cpu16-onepool-log.txt). Without SciPy, numba has no BLAS to call: the
+NumPy twin (kernels/cpu/attention.py) runs instead. On one thread (2-core machine) the seed
+preset's forward + backward took 288 ms, 436 ms as chunks of NumPy's batched matmuls.
 
 The dropout mask is ops/random.py's counter-based hash of the element's index in the C-ordered
 scores, drawn by random.py's kept(): the same bits, so the same mask as the textbook op's.
@@ -26,13 +35,6 @@ loops of a causal row run over whole vectors past its last key, or the whole row
 below), so that rows of every length stay in vector code. Forward / backward row passes,
 3072 causal rows of 64 float32 (one cpu-preset call): 300 / 170 us as four running sums
 taken in order and loops to the last key, 260 / 90 us now.
-
-Both row passes may split over numba's threads (split=True, prange over rows: each row is
-independent, so the bits do not change), but on the 2-core machine they stay on the calling
-thread: between GEMMs the second core belongs to BLAS (_numba.py's PARALLEL_FROM says what
-was measured; a chunk's scores, CHUNK_BYTES, stay far under it). Split over numba's threads
-before chunking, the op above took 2.2 s in chunks (a launch per chunk, each one fighting
-BLAS's waiting threads) and 330 ms over the whole batch, against 300 ms on one thread.
 """
 import math
 from decimal import Decimal
@@ -44,8 +46,6 @@ from ...ops import attention
 from . import _numba
 from ._numba import kernel, usable
 from .random import ONE, STEP, U64, dropout_bits, kept
-
-CHUNK_BYTES = 1 << 20  # the scores of one chunk of matrices: what stays in cache from GEMM to GEMM
 
 
 def _exp(dtype, ln2_hi, degree, min_k):
