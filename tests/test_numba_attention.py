@@ -129,6 +129,8 @@ def test_without_gradients_and_with_some(dtype, p):
     gq, gk, gv, gbias = fn.backward(g)
     assert gk is None and gv is None and gbias is None
     assert check._relative_difference(gq, textbook_fn.backward(g)[0]) <= check.TOLERANCE[dtype]
+    no_queries = (q[:, :, :0], k, v, None, 0.35, p, 5, True)  # the scratch weights have 0 rows too
+    assert _forward_only(Attention, no_queries, (False,) * 8)[1].shape == (2, 3, 0, 8)
 
 
 @DTYPES

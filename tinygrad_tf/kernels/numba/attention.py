@@ -214,7 +214,7 @@ def _forward(q, k, v, weights, out, keep_weights, tq, causal, scale, lowest, sin
     per_i = q.shape[1]
     for m in _numba.prange(q.shape[0] * per_i):
         i, j = m // per_i, m % per_i
-        w = weights[i, j] if keep_weights else np.empty((tq, k.shape[2]), q.dtype)
+        w = weights[i, j] if keep_weights else np.empty((q.shape[2], k.shape[2]), q.dtype)
         np.dot(np.ascontiguousarray(q[i, j]), np.ascontiguousarray(k[i, j]).T, w)
         dropped = np.empty_like(w) if dropout else w
         _forward_rows(w, m * tq, tq, causal, scale, lowest, single, bias, dropout, seed, shift, threshold, keep,
@@ -322,7 +322,7 @@ class Attention(Function):
         factor, later = (dtype.type(1), dtype.type(self.scale)) if needs[3] else (dtype.type(self.scale), None)
         grads = [np.empty(a.shape if needs[i] else (0, 0, 0, 0), dtype)
                  for i, a in enumerate((self.q, self.k, self.v, w))]
-        _backward(self.q, self.k, self.v, w, _as_4d(g.astype(dtype, copy=False), batch), *grads,
+        _backward(self.q, self.k, self.v, w, _as_4d(np.ascontiguousarray(g, dtype), batch), *grads,
                   np.array(needs[:4]), max(tq, 1), self.causal, factor, p, seed, shift, threshold, keep,
                   work=w.size)
         if later is not None:
