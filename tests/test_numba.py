@@ -306,20 +306,6 @@ def test_a_compile_is_announced_once_and_the_cache_is_used(tmp_path):
     assert warm.stderr == ""
 
 
-@pytest.fixture
-def split(monkeypatch):
-    """The kernels made with split=True take their parallel variant (prange over numba's threads)
-    on every call: the threshold at 0 and two threads."""
-    numba = _numba.load()
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("numba has one thread here")
-    before = numba.get_num_threads()
-    monkeypatch.setattr(_numba, "PARALLEL_FROM", 0)
-    numba.set_num_threads(2)
-    yield
-    numba.set_num_threads(before)
-
-
 SPLIT_CASES = [  # (fn, arrays, the kernels that must have run their parallel variant)
     (lambda x, w, b: F.layer_norm(x, (24,), w, b), [_r(130, 24, scale=3) + 5, _r(24, seed=1), _r(24, seed=2)],
      [layer_norm._forward, layer_norm._backward]),
@@ -334,7 +320,8 @@ SPLIT_CASES = [  # (fn, arrays, the kernels that must have run their parallel va
 
 
 @DTYPES
-@pytest.mark.parametrize("case", range(len(SPLIT_CASES)), ids=["layer_norm", "cross_entropy", "linear_relu", "relu", "dropout", "add"])
+@pytest.mark.parametrize("case", range(len(SPLIT_CASES)),
+                         ids=["layer_norm", "cross_entropy", "linear_relu", "relu", "dropout", "add"])
 def test_split_kernels_match_the_textbook_and_their_serial_bits(case, dtype, split, monkeypatch):
     """The parallel variants: the textbook op's results, and the serial kernel's bits (sums across
     rows are taken per fixed chunk of rows, not per thread); 130 and 210 rows: a partial last chunk."""

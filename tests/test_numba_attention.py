@@ -52,19 +52,6 @@ def test_matches_the_textbook_op(case, dtype):
     assert row["passed"], row
 
 
-@pytest.fixture
-def split(monkeypatch):
-    """The attention kernels take their parallel variant (prange over matrices, BLAS on one thread)."""
-    numba = _numba.load()
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("numba has one thread here")
-    before = numba.get_num_threads()
-    monkeypatch.setattr(_numba, "PARALLEL_FROM", 0)
-    numba.set_num_threads(2)
-    yield
-    numba.set_num_threads(before)
-
-
 @DTYPES
 @pytest.mark.parametrize("case", [c for c in CASES if c.args[0].ndim > 2], ids=lambda c: c.label)
 def test_split_over_threads_matches_the_textbook_op_and_the_serial_bits(case, dtype, split, monkeypatch):

@@ -66,6 +66,8 @@ import os
 import sys
 import types
 
+import numpy as np
+
 from .. import enabled
 
 def _parallel_from(setting):
@@ -142,6 +144,11 @@ def one_blas_thread():
 def kernel(parallel=False, reorder_sums=False, split=False, one_blas_thread=False):
     """Decorator: the function as a Kernel (above; `parallel=True`: only the parallel variant)."""
     return lambda fn: Kernel(fn, parallel, reorder_sums, split, one_blas_thread)
+
+
+def flat(a, dtype=None):
+    """A C-contiguous 1-D view of a (a copy when it is not contiguous): what elementwise loops index."""
+    return np.ascontiguousarray(a, dtype).reshape(-1)
 
 
 class Kernel:

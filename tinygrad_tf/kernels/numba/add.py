@@ -2,14 +2,13 @@
 threads (split=True, _numba.py): the residual adds and the gradient sums of a step
 (autograd.py adds them through the same dispatch). NumPy's add is one pass on one thread,
 and as fast as this loop there; the loop is here for the machines with many cores, where the
-seed preset's 16384 x 384 adds (37 a step) took 279 ms of its 16-core step as NumPy's."""
+seed preset's adds (37 a step) took 279 ms of its 16-core step as NumPy's."""
 import numpy as np
 
 from ...function import Function
 from ...ops import elementwise
 from . import _numba
-from ._numba import kernel, usable
-from .relu import flat
+from ._numba import flat, kernel, usable
 
 
 @kernel(split=True)

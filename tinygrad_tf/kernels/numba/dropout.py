@@ -13,9 +13,8 @@ import numpy as np
 from ...function import Function
 from ...ops import dropout
 from . import _numba
-from ._numba import kernel, usable
+from ._numba import flat, kernel, usable
 from .random import ONE, STEP, U64, dropout_bits, kept
-from .relu import flat
 
 CHUNK = 4096  # elements per counter start (the pieces a split hands to threads)
 

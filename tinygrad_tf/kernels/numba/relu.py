@@ -13,7 +13,7 @@ import numpy as np
 from ...function import Function
 from ...ops import elementwise
 from . import _numba
-from ._numba import kernel, usable
+from ._numba import flat, kernel, usable
 
 
 @kernel(split=True)
@@ -28,11 +28,6 @@ def _backward(g, out, gx):
     zero = g.dtype.type(0)
     for i in _numba.prange(g.size):
         gx[i] = zero if out[i] <= zero else g[i]
-
-
-def flat(a, dtype=None):
-    """A C-contiguous 1-D view of a (a copy when it is not contiguous): what the loops index."""
-    return np.ascontiguousarray(a, dtype).reshape(-1)
 
 
 class Relu(Function):
