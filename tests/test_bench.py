@@ -80,6 +80,24 @@ def test_bench_train_repeat_pools_the_steps_of_every_repeat(tmp_path, kept):
     assert min(row["repeat_medians_ms"]) <= row["ms_median"] <= max(row["repeat_medians_ms"])
 
 
+def test_the_gemm_probe_prints_its_rows_or_names_what_it_needs():
+    """benchmarks/probe_cpu_gemms.py (the NOTES' 16-core GEMM numbers): a row per GEMM of the preset
+    where numba, scipy and threadpoolctl are installed, else one line naming the missing ones; a bad
+    preset is one line too."""
+    probe = [sys.executable, str(ROOT / "benchmarks" / "probe_cpu_gemms.py")]
+    run = subprocess.run(probe + ["--presets", "cpu", "--calls", "2"], capture_output=True, text=True, timeout=300)
+    missing = [m for m in ("numba", "scipy", "threadpoolctl") if importlib.util.find_spec(m) is None]
+    if missing:
+        assert run.returncode == 2 and f"needs {', '.join(missing)}" in run.stderr.splitlines()[-1], run.stderr
+        return
+    assert run.returncode == 0 and "OpenBLAS Warning" not in run.stderr, run.stderr
+    shapes = [line.strip().split("  ")[0] for line in run.stdout.splitlines()[1:]]
+    linear = ((128, 384), (128, 128), (128, 512), (512, 128), (128, 65))
+    assert shapes == [f"cpu linear 768x{k}->{o}" for k, o in linear] + ["cpu attention q k^T 48 x 64x32"]
+    bad = subprocess.run(probe + ["--presets", "huge"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--presets: unknown ['huge']" in bad.stderr.splitlines()[-1]
+
+
 def test_the_one_pool_probe_prints_its_table_or_names_what_it_needs():
     """benchmarks/probe_one_pool.py (the NOTES' evidence for a one-pool CPU path): its table where
     numba, scipy and threadpoolctl are installed, else one line naming the missing ones."""

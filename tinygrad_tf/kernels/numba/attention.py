@@ -16,12 +16,13 @@ The loop over matrices splits over numba's threads (split=True, one_blas_thread=
 one thread meanwhile, _numba.py) from PARALLEL_FROM score elements: each thread multiplies its
 own matrices, as PyTorch's batched products run, and no second pool waits in between. The
 matrices are independent, so the bits do not change. 16 Xeon cores, the seed preset's
-attention (64 x 6 matrices of 256 x 256 scores): a q k^T product over all matrices took 17.6
+attention (64 x 6 matrices of 256 x 256 scores): a q k^T product over all matrices took 17.4
 ms as NumPy's batched matmul (one BLAS call per matrix, each split over BLAS's threads) and
-4.9 ms split this way; the whole step, with dropout.py and add.py, 5.6 s -> 1.7 s
-(benchmarks/results/cpu16-onepool-log.txt). Without SciPy, numba has no BLAS to call: the
-NumPy twin (kernels/cpu/attention.py) runs instead. On one thread (2-core machine) the seed
-preset's forward + backward took 288 ms, 436 ms as chunks of NumPy's batched matmuls.
+4.0 ms split this way (benchmarks/results/cpu16-gemm-probe.json); the whole step, with
+dropout.py and add.py, 5.6 s -> 1.7 s (benchmarks/results/cpu16-onepool-log.txt). Without
+SciPy, numba has no BLAS to call: the NumPy twin (kernels/cpu/attention.py) runs instead.
+On one thread (2-core machine) the seed preset's forward + backward took 288 ms, 436 ms as
+chunks of NumPy's batched matmuls.
 
 The dropout mask is ops/random.py's counter-based hash of the element's index in the C-ordered
 scores, drawn by random.py's kept(): the same bits, so the same mask as the textbook op's.
@@ -209,17 +210,17 @@ def _backward_rows(w, gd, first, tq, causal, factor, dropout, seed, shift, thres
 @kernel(split=True, one_blas_thread=True)
 def _forward(q, k, v, weights, out, keep_weights, tq, causal, scale, lowest, single, bias, dropout, seed, shift,
              threshold, keep):
-    """Per (i, j) matrix of the 4-D q, k, v: S = q k^T (into weights[i, j], or a scratch when
-    the weights are not kept), the row pass, out[i, j] = Pd v."""
+    """Per (i, j) matrix of the 4-D q, k, v (C-contiguous, as every array here): S = q k^T
+    (into weights[i, j], or a scratch when the weights are not kept), the row pass, out[i, j] = Pd v."""
     per_i = q.shape[1]
     for m in _numba.prange(q.shape[0] * per_i):
         i, j = m // per_i, m % per_i
         w = weights[i, j] if keep_weights else np.empty((q.shape[2], k.shape[2]), q.dtype)
-        np.dot(np.ascontiguousarray(q[i, j]), np.ascontiguousarray(k[i, j]).T, w)
+        np.dot(q[i, j], k[i, j].T, w)
         dropped = np.empty_like(w) if dropout else w
         _forward_rows(w, m * tq, tq, causal, scale, lowest, single, bias, dropout, seed, shift, threshold, keep,
                       dropped)
-        np.dot(dropped, np.ascontiguousarray(v[i, j]), out[i, j])
+        np.dot(dropped, v[i, j], out[i, j])
 
 
 @kernel(split=True, one_blas_thread=True)
@@ -230,17 +231,17 @@ def _backward(q, k, v, weights, g, gq, gk, gv, gscores, needs, tq, causal, facto
     per_i = q.shape[1]
     for m in _numba.prange(q.shape[0] * per_i):
         i, j = m // per_i, m % per_i
-        w, gm = weights[i, j], np.ascontiguousarray(g[i, j])
+        w, gm = weights[i, j], g[i, j]
         gs = gscores[i, j] if needs[3] else np.empty_like(w)
-        np.dot(gm, np.ascontiguousarray(v[i, j]).T, gs)
+        np.dot(gm, v[i, j].T, gs)
         dropped = np.empty_like(w) if dropout else w
         _backward_rows(w, gs, m * tq, tq, causal, factor, dropout, seed, shift, threshold, keep, dropped)
         if needs[2]:
             np.dot(dropped.T, gm, gv[i, j])
         if needs[0]:
-            np.dot(gs, np.ascontiguousarray(k[i, j]), gq[i, j])
+            np.dot(gs, k[i, j], gq[i, j])
         if needs[1]:
-            np.dot(gs.T, np.ascontiguousarray(q[i, j]), gk[i, j])
+            np.dot(gs.T, q[i, j], gk[i, j])
 
 
 def _as_4d(a, batch):
