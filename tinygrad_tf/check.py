@@ -115,11 +115,11 @@ def _embedding_cases(fused):
     return [Case(fused, "repeated ids", (_ids((6, 50), 7), _r(7, 12)))]
 
 
-def _relu_linear_cases(fused):
-    """Linear's cases with ReLU (those the Numba twin takes), 0 rows, and a transposed x."""
-    return [c for c in _linear_cases(fused) if c.args[3] == "relu"] + [
-        Case(fused, "relu, 0 rows", (_r(0, 24), _r(40, 24, seed=1), _r(40, seed=2), "relu")),
-        Case(fused, "relu, 150 rows, transposed x", (_r(24, 150).T, _r(40, 24, seed=1), _r(40, seed=2), "relu"))]
+def _edge_linear_cases(fused):
+    """0 rows, and a transposed x of 150 rows (the Numba twin's blocks of rows and features)."""
+    return [Case(fused, "relu, 0 rows", (_r(0, 24), _r(40, 24, seed=1), _r(40, seed=2), "relu")),
+            Case(fused, "relu, 150 rows, transposed x", (_r(24, 150).T, _r(40, 24, seed=1), _r(40, seed=2), "relu")),
+            Case(fused, "no bias, 150 rows, 65 features", (_r(150, 24), _r(65, 24, seed=1), None, None))]
 
 
 def _qkv(*shape):
@@ -155,7 +155,7 @@ CASES = [
     Case(numba_relu.Relu, "transposed", (_r(300, 70).T,)),
     Case(numba_dropout.Dropout, "p=0.25, 3 chunks", (_r(7, 33, 40), 0.25, 99)),
     Case(numba_dropout.Dropout, "p=0.6, transposed", (_r(30, 70).T, 0.6, 2 ** 64 - 3)),
-    *_relu_linear_cases(numba_linear.Linear),
+    *_linear_cases(numba_linear.Linear), *_edge_linear_cases(numba_linear.Linear),
     *_layer_norm_cases(numba_layer_norm.LayerNorm), *_edge_layer_norm_cases(numba_layer_norm.LayerNorm),
     *_cross_entropy_cases(numba_cross_entropy.CrossEntropy),
     Case(numba_cross_entropy.CrossEntropy, "one row, ignore_index 3, smoothing 0.1",

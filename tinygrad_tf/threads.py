@@ -10,27 +10,17 @@ loaded; threadpoolctl finds the BLAS library in the process and calls its own se
 (openblas_set_num_threads, MKL's). Without threadpoolctl only numba's count is set, and BLAS
 keeps what those variables gave it at start-up.
 
-Measured on the project's 2-core machine (a GPT --preset cpu training step, ~50 ms): BLAS on
-one thread costs ~20 ms, and a shorter spin of its idle workers (OPENBLAS_THREAD_TIMEOUT=4)
-~9 ms; so BLAS keeps both cores, and the Numba kernels run on the calling thread. A loop split
-over numba's threads (a kernel's split variant, from _numba.PARALLEL_FROM elements: none on
-this machine) waits at its barrier for the core that
-BLAS's idle worker spins on, and libgomp's workers spin in turn: for an attention kernel that
-was split, OMP_WAIT_POLICY=passive or NUMBA_NUM_THREADS=1 saved up to ~5 ms a step, and under
-libgomp's default spin a split loop took ~7.5 ms a call whenever other work shared the cores.
-
-On many cores the kernels should split, and then neither pool may spin while the other works.
-The recipe, three settings read when the libraries load (so in the environment, before Python
-starts; nothing here sets them):
-
-    OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 TINYGRAD_TF_PARALLEL_FROM=65536
-
-(numba's OpenMP workers sleep after a split loop, OpenBLAS's after a GEMM, and loops of 65536
-elements and up split). Measured on 16 Xeon cores (benchmarks/results/cpu16-onepool-log.txt),
-the seed preset's step: 1.71-1.83 s with it, 3.27 s without; PyTorch 3.72-3.82 s in its default
-environment. On the cpu preset (768 rows) it helps ours less (28.6 ms, 32.4 without) and PyTorch
-stays ahead there (17.6 ms). PyTorch's own OpenMP pool reads OMP_WAIT_POLICY too, and loses
-with it: keep the recipe to the processes that train with this package.
+With numba and SciPy installed (the `cpu` extra) a training step runs on one pool, numba's:
+the Linear layers' GEMMs and attention's are single-threaded BLAS calls made from inside
+numba's threads, each on its own block of rows (kernels/numba/linear.py, attention.py), and
+the loops between them split over the same threads (_numba.PARALLEL_FROM). PyTorch runs its
+GEMMs and loops on one OpenMP pool the same way. Two pools, NumPy's OpenBLAS for the GEMMs and
+numba's for the loops, had each one's idle workers spinning on the cores the other needed: on
+2 cores nothing could split, and 16 cores needed OMP_WAIT_POLICY=passive and
+OPENBLAS_THREAD_TIMEOUT=4 set before start-up. Now the default environment is the fast one
+(16 Xeon cores: the seed preset's step 1.63 s against PyTorch's 3.59 s; OMP_WAIT_POLICY=passive
+makes the small preset slower, 26.7 ms against 18.1). BLAS's count still matters for what runs
+outside the kernels (the NumPy path, matmuls of other shapes).
 
 Numba counts threads per calling thread (a count set in one Python thread does not apply to
 another) and goes up to NUMBA_NUM_THREADS at most (the cores, unless that variable says

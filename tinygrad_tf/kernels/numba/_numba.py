@@ -37,22 +37,20 @@ Two options:
   per fixed chunk of rows, never per thread, so the results are the same bits on one thread
   or many. Numba's thread count is read only for calls at or above the threshold: smaller
   ones never start its threads.
-  PARALLEL_FROM is measured on the 2-core machine with 2 threads, with a GEMM between
-  kernels as in a step: BLAS's idle workers spin on the cores after a GEMM and libgomp's
-  (numba's "omp" layer) after a split loop, and each pool waits for the other's spinning
-  thread to lose its core. Alone, with no GEMM about, a split layer norm of 768 x 128 paid
-  (forward and backward 177 -> 130 us); between GEMMs a split lost at every size measured:
-  the cpu preset's calls (that layer norm with a GEMM before its forward and its backward:
-  2.7 ms serial, 11.9 ms split; a Linear+ReLU forward of 768 x 512, GEMM included: 1.4 vs
-  6.0 ms) and up to 98304 rows (layer norm of 98304 x 128: 45 vs 55 ms; Linear+ReLU's
-  epilogues on 98304 x 512: 83 vs 88 ms).
-  With OMP_WAIT_POLICY=passive the split came to about even (cross-entropy 148 -> 133 us,
-  layer norm 80 -> 88 us). So the threshold, 2^24 elements, is above every size measured:
-  on this machine nothing splits; on a machine with many cores, where a split saves more
-  than a timeslice, lower it there: TINYGRAD_TF_PARALLEL_FROM=<elements>, read at import
-  (tests force it to 0); threads.py gives the recipe for many cores, with what it measured.
-- one_blas_thread=True (with split=True): the kernel calls BLAS itself (np.dot, which numba
-  reaches through SciPy's BLAS: has_blas()), one matrix product per iteration of its prange
+  PARALLEL_FROM, 65536 elements (a 768 x 128 layer norm splits, a 64 x 128 one does not),
+  holds because one pool does all of a step's work: the Linear layers' GEMMs run inside
+  numba's threads too (linear.py). While NumPy's OpenBLAS did them on threads of its own, its
+  idle workers spun on the cores after every GEMM and libgomp's (numba's "omp" layer) after
+  every split loop, each pool waiting for the other's spinning thread to lose its core: on
+  the 2-core machine a split then lost at every size (a 768 x 128 layer norm between GEMMs:
+  2.7 ms serial, 11.9 ms split), so nothing split by default, and 16 cores needed
+  OMP_WAIT_POLICY=passive and OPENBLAS_THREAD_TIMEOUT=4 in the environment. With one pool the
+  cpu preset's step on 2 cores went from ~42 to ~39 ms (65536, 16384 and 0 measured alike),
+  and on 16 cores from 32.4 to 18.1 ms (seed preset 3.27 -> 1.63 s) in the default
+  environment, where OMP_WAIT_POLICY=passive now costs (26.7 ms). Another machine may set
+  TINYGRAD_TF_PARALLEL_FROM=<elements>, read at import (tests force it to 0).
+- one_blas_thread=True (with split=True): the kernel calls BLAS itself (np.dot or blas.gemm,
+  which reach SciPy's BLAS: has_blas()), one matrix product per iteration of its prange
   loop. Its parallel variant then runs with every BLAS in the process on one thread
   (threadpoolctl), restored after: the GEMMs and the loops around them share numba's pool,
   each thread multiplying its own matrices, as PyTorch's batched products run. With BLAS on its
@@ -71,9 +69,9 @@ import numpy as np
 from .. import enabled
 
 def _parallel_from(setting):
-    """TINYGRAD_TF_PARALLEL_FROM as a count of elements (unset: 2^24, see above)."""
+    """TINYGRAD_TF_PARALLEL_FROM as a count of elements (unset: 65536, see above)."""
     if setting is None:
-        return 1 << 24
+        return 1 << 16
     try:
         value = int(setting)
     except ValueError:
@@ -87,22 +85,33 @@ def _parallel_from(setting):
 PARALLEL_FROM = _parallel_from(os.environ.get("TINYGRAD_TF_PARALLEL_FROM"))
 numba = None  # the numba module once load() has imported it; None when it is not installed
 prange = range  # numba.prange once numba is loaded: the loops that a parallel kernel splits over threads
+xxgemm = None  # numba's C helper around SciPy's gemm, once numba is loaded (blas.py)
 _loaded = False
 
 
 def load():
     """Import numba (once); the module, or None when it is not installed."""
-    global numba, prange, _loaded
+    global numba, prange, xxgemm, _loaded
     if not _loaded:
         try:
             import numba as module
         except ImportError:
             module = None
         if module is not None:
-            prange = module.prange
+            prange, xxgemm = module.prange, _xxgemm(module.types)
             _announce_first_compile()
         numba, _loaded = module, True
     return numba
+
+
+def _xxgemm(types):
+    """numba_xxgemm(kind, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), the C
+    helper numba's np.dot calls BLAS through, declared with untyped pointers so that one
+    declaration serves float32 and float64 (blas.py)."""
+    pointer, size = types.voidptr, types.intp
+    return types.ExternalFunction("numba_xxgemm", types.intc(types.char, types.char, types.char, size, size, size,
+                                                             pointer, pointer, size, pointer, size, pointer, pointer,
+                                                             size))
 
 
 def usable():
@@ -125,20 +134,30 @@ def has_blas():
 
 @functools.cache
 def _blas_libraries():
-    """threadpoolctl's handle on the BLAS libraries of this process, SciPy's loaded first (numba's
-    np.dot calls that one); None without threadpoolctl."""
+    """threadpoolctl's handles on the BLAS libraries of this process, SciPy's loaded first (the
+    kernels' GEMMs call that one); none without threadpoolctl."""
     try:
-        import scipy.linalg.cython_blas  # noqa: F401 (loaded, so that the handle includes it)
+        import scipy.linalg.cython_blas  # noqa: F401 (loaded, so that the handles include it)
         import threadpoolctl
     except ImportError:
-        return None
-    return threadpoolctl.ThreadpoolController().select(user_api="blas")
+        return ()
+    return tuple(threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
+@contextlib.contextmanager
 def one_blas_thread():
-    """A context in which every BLAS of the process runs on one thread (see one_blas_thread above)."""
-    blas = _blas_libraries()
-    return contextlib.nullcontext() if blas is None else blas.limit(limits=1)
+    """A context in which every BLAS of the process runs on one thread (see one_blas_thread
+    above). Each library's own setter, through threadpoolctl's handles: ~5 us in and out, where
+    threadpoolctl's limit() context took ~15."""
+    libraries = _blas_libraries()
+    before = [library.get_num_threads() for library in libraries]
+    for library in libraries:
+        library.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for library, threads in zip(libraries, before):
+            library.set_num_threads(threads)
 
 
 def kernel(parallel=False, reorder_sums=False, split=False, one_blas_thread=False):
@@ -182,8 +201,16 @@ class Kernel:
     def _numba_type_(self):
         return load().types.Dispatcher(self.compiled(self.parallel))
 
+    def splits(self, work):
+        """Whether a call visiting `work` elements runs the parallel variant."""
+        return self.parallel or (self.split and work >= PARALLEL_FROM and load().get_num_threads() > 1)
+
+    def threads(self, work):
+        """The threads a call visiting `work` elements runs on (1 when it does not split)."""
+        return load().get_num_threads() if self.splits(work) else 1
+
     def __call__(self, *args, work=0):
-        parallel = self.parallel or (self.split and work >= PARALLEL_FROM and load().get_num_threads() > 1)
+        parallel = self.splits(work)
         if parallel and self.one_blas_thread:
             with one_blas_thread():
                 return self.compiled(True)(*args)

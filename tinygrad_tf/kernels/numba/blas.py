@@ -1,0 +1,37 @@
+"""gemm(a, b, c, trans_a, trans_b): a BLAS matrix product called from inside a Numba kernel, on
+any block of a row-major array whose rows are contiguous (a slice of rows or of columns), with
+no copy.
+
+numba's np.dot takes whole contiguous arrays only, so a block of columns (a Linear's output
+features, the weight gradient's rows) would have to be copied first. This calls the function
+numba's np.dot calls, numba_xxgemm (numba's C helper around SciPy's BLAS, the `cpu` extra's
+scipy.linalg.cython_blas), and passes the row strides as BLAS's leading dimensions.
+
+BLAS is column-major: a row-major (m, k) array with row stride ld is, to it, the (k, m) matrix
+A^T with leading dimension ld. So c = op(a) @ op(b) is asked as c^T = op(b)^T @ op(a)^T: b
+first, and the sizes of c^T."""
+import numpy as np
+
+from . import _numba
+from ._numba import kernel
+
+_N, _T = ord("N"), ord("T")
+
+
+@kernel()
+def gemm(a, b, c, trans_a, trans_b):
+    """c <- op(a) @ op(b), op transposing where trans_*: a, b, c of one float dtype (float32 or
+    float64), each with contiguous rows (a last stride of one element)."""
+    m, n = c.shape
+    k = a.shape[0] if trans_a else a.shape[1]
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        c[:] = 0
+        return
+    size = c.itemsize
+    factors = np.zeros(2, c.dtype)  # alpha 1, beta 0
+    factors[0] = 1
+    _numba.xxgemm(ord("s") if size == 4 else ord("d"), _T if trans_b else _N, _T if trans_a else _N, n, m, k,
+                     factors[0:].ctypes, b.ctypes, max(1, b.strides[0] // size), a.ctypes,
+                     max(1, a.strides[0] // size), factors[1:].ctypes, c.ctypes, max(1, c.strides[0] // size))
