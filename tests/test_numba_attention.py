@@ -121,6 +121,40 @@ def test_without_gradients_and_with_some(dtype, p):
 
 
 @DTYPES
+def test_head_split_views_are_read_in_place_and_the_heads_merge_without_a_copy(dtype):
+    """The GPT's q, k, v: (B, T, C) arrays seen as (B, H, T, D) views. The kernels read them where
+    they are (nothing copied and kept), the output and the input gradients come in (B, T, H, D)
+    order, so that merging the heads is a view; every result the textbook op's. A transposed
+    matrix (no contiguous rows) is copied and gives the same results."""
+    B, T, H, D = 2, 9, 3, 4
+    x = [_r(B, T, H * D, seed=s).astype(dtype) for s in range(3)]
+    g = _r(B, T, H * D, seed=5).astype(dtype)
+    results = {}
+    for spec in ("all", "none"):
+        with kernels.selected(spec):
+            qkv = [tg.tensor(a, requires_grad=True) for a in x]
+            heads = [t.view(B, T, H, D).transpose(1, 2) for t in qkv]
+            out = F.scaled_dot_product_attention(*heads, is_causal=True)
+            merged = out.transpose(1, 2).contiguous().view(B, T, H * D)
+            if spec == "all":
+                fn = out.grad_fn
+                assert type(fn) is Attention and all(np.shares_memory(a, t.detach().numpy()) for a, t in
+                                                     zip((fn.q, fn.k, fn.v), qkv))
+                assert out.transpose(1, 2).detach().numpy().flags.c_contiguous
+            merged.backward(tg.tensor(g))
+            results[spec] = [merged.detach().numpy()] + [t.grad.numpy() for t in qkv]
+            assert spec == "none" or all(t.grad.numpy().flags.c_contiguous for t in qkv)
+    for fused, textbook in zip(results["all"], results["none"]):
+        assert check._relative_difference(fused, textbook) <= check.TOLERANCE[dtype]
+    q, k, v = (a.astype(dtype) for a in _qkv(2, 3, 5, 4))
+    args = (q.transpose(0, 1, 3, 2).copy().transpose(0, 1, 3, 2), k, v, None, 0.5, 0.0, None, True)
+    fn, out = _forward_only(Attention, args, (True,) * 3 + (False,) * 5)
+    assert not np.shares_memory(fn.q, args[0])
+    assert check._relative_difference(out, _forward_only(ops.attention.Attention, args, (False,) * 8)[1]) \
+        <= check.TOLERANCE[dtype]
+
+
+@DTYPES
 @pytest.mark.parametrize("p", [0.3, 0.5 + 2 ** -26, np.float64(0.5 + 2 ** -26), 1 - 2 ** -30, 2 ** -60])
 def test_dropout_threshold_is_numpys_comparison(dtype, p):
     """(hash >> shift) >= threshold exactly where NumPy finds u >= p, u = (hash >> shift) * 2^-bits

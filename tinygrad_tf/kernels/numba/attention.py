@@ -1,5 +1,5 @@
 """Attention on the CPU: one Numba loop over the (batch, head) matrices, each iteration doing
-that matrix's whole attention: its GEMMs (numba's np.dot, a BLAS call through SciPy) and the
+that matrix's whole attention: its GEMMs (blas.gemm, a BLAS call through SciPy) and the
 row passes between them, so that its T x T scores stay in the thread's cache from the GEMM
 that writes them to the GEMM that reads them.
 
@@ -10,7 +10,7 @@ only. Backward, per matrix: dPd = g v^T (BLAS), one pass per row redraws the dro
 the seed and makes dS = P * (dP - rowsum(dP * P)) in place (times the scale, unless dS itself,
 the mask's gradient, is asked for), then dV = Pd^T g, dQ = dS k, dK = dS^T q (BLAS). Between
 forward and backward only the weights P are kept, one T x T array (the textbook op keeps three
-with dropout), and q, k, v, made contiguous once (_as_4d says why).
+with dropout), and q, k, v as given (views, read in place: _as_4d).
 
 The loop over matrices splits over numba's threads (split=True, one_blas_thread=True: BLAS on
 one thread meanwhile, _numba.py) from PARALLEL_FROM score elements: each thread multiplies its
@@ -46,6 +46,7 @@ from ...function import Function
 from ...ops import attention
 from . import _numba
 from ._numba import kernel, usable
+from .blas import gemm
 from .random import ONE, STEP, U64, dropout_bits, kept
 
 
@@ -210,17 +211,17 @@ def _backward_rows(w, gd, first, tq, causal, factor, dropout, seed, shift, thres
 @kernel(split=True, one_blas_thread=True)
 def _forward(q, k, v, weights, out, keep_weights, tq, causal, scale, lowest, single, bias, dropout, seed, shift,
              threshold, keep):
-    """Per (i, j) matrix of the 4-D q, k, v (C-contiguous, as every array here): S = q k^T
+    """Per (i, j) matrix of the 4-D q, k, v (each matrix's rows contiguous): S = q k^T
     (into weights[i, j], or a scratch when the weights are not kept), the row pass, out[i, j] = Pd v."""
     per_i = q.shape[1]
     for m in _numba.prange(q.shape[0] * per_i):
         i, j = m // per_i, m % per_i
         w = weights[i, j] if keep_weights else np.empty((q.shape[2], k.shape[2]), q.dtype)
-        np.dot(q[i, j], k[i, j].T, w)
+        gemm(q[i, j], k[i, j], w, False, True)
         dropped = np.empty_like(w) if dropout else w
         _forward_rows(w, m * tq, tq, causal, scale, lowest, single, bias, dropout, seed, shift, threshold, keep,
                       dropped)
-        np.dot(dropped, v[i, j], out[i, j])
+        gemm(dropped, v[i, j], out[i, j], False, False)
 
 
 @kernel(split=True, one_blas_thread=True)
@@ -233,26 +234,39 @@ def _backward(q, k, v, weights, g, gq, gk, gv, gscores, needs, tq, causal, facto
         i, j = m // per_i, m % per_i
         w, gm = weights[i, j], g[i, j]
         gs = gscores[i, j] if needs[3] else np.empty_like(w)
-        np.dot(gm, v[i, j].T, gs)
+        gemm(gm, v[i, j], gs, False, True)
         dropped = np.empty_like(w) if dropout else w
         _backward_rows(w, gs, m * tq, tq, causal, factor, dropout, seed, shift, threshold, keep, dropped)
         if needs[2]:
-            np.dot(dropped.T, gm, gv[i, j])
+            gemm(dropped, gm, gv[i, j], True, False)
         if needs[0]:
-            np.dot(gs, k[i, j], gq[i, j])
+            gemm(gs, k[i, j], gq[i, j], False, False)
         if needs[1]:
-            np.dot(gs.T, q[i, j], gk[i, j])
+            gemm(gs, q[i, j], gk[i, j], True, False)
 
 
 def _as_4d(a, batch):
     """a broadcast to batch dims `batch`, seen as (matrices' rows of batch, last batch dim, ...):
     two batch dims, whose (i, j) in C order is the matrix's place in `batch` (a view where
-    NumPy can make one). The kernels take q, k and v contiguous (one NumPy copy of the GPT's
-    head-split views): copied a matrix at a time inside them, they cost 3.5 us a 64 x 32 matrix,
-    the cpu preset's forward 1.37 ms against 0.83 ms (2-core machine)."""
+    NumPy can make one). The kernels' GEMMs (blas.py) read each matrix in place when its rows
+    are contiguous, as in the GPT's head-split views of (B, T, C) arrays; otherwise (a
+    transposed matrix, rows broadcast) it is copied once here."""
     a = np.broadcast_to(a, batch + a.shape[-2:])
     lead = (math.prod(batch[:-1]), batch[-1]) if batch else (1, 1)
-    return a.reshape(lead + a.shape[-2:])
+    a = a.reshape(lead + a.shape[-2:])
+    rows, columns = a.shape[-2:]
+    in_place = a.strides[-1] == a.itemsize and (rows <= 1 or a.strides[-2] >= max(columns, 1) * a.itemsize)
+    return a if in_place else np.ascontiguousarray(a)
+
+
+def _heads_inside(shape, dtype):
+    """An empty (i, j, rows, columns) array laid out as (i, rows, j, columns): for the GPT, the
+    output (and the gradients of q, k and v) in (B, T, H, D) order, so that merging the heads
+    back into (B, T, C) is a view, not a copy (PyTorch's CPU attention lays out its output
+    this way too). A cpu-preset layer's attention, the head split and merge included, forward
+    and backward (2-core machine, best of 300): 1.67 -> 1.41 ms on two threads, 2.56 -> 2.30 on
+    one, against q, k, v copied in and the output copied out."""
+    return np.empty((shape[0], shape[2], shape[1], shape[3]), dtype).transpose(0, 2, 1, 3)
 
 
 class Attention(Function):
@@ -282,14 +296,14 @@ class Attention(Function):
         dtype, needs = q.dtype, self.needs_grad or (True,) * 4  # needs_grad not set: keep all
         batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2])
         tq, n = q.shape[-2], k.shape[-2]
-        q4, k4, v4 = (np.ascontiguousarray(_as_4d(a, batch)) for a in (q, k, v))  # see _as_4d
+        q4, k4, v4 = (_as_4d(a, batch) for a in (q, k, v))
         keep_weights = any(needs)
         weights = np.empty(q4.shape[:2] + (tq, n) if keep_weights else (0, 0, 0, 0), dtype)  # kept for backward
         rows = self._bias_rows(bias, batch + (tq, n), dtype)
         p = bool(dropout_p)
         shift, threshold = dropout_bits(dtype, dropout_p) if p else (U64(0), U64(0))
         keep, seed = dtype.type(1 / (1 - dropout_p) if p else 1), U64(seed if p else 0)
-        out = np.empty(q4.shape[:2] + (tq, v.shape[-1]), dtype)
+        out = _heads_inside(q4.shape[:2] + (tq, v.shape[-1]), dtype)
         _forward(q4, k4, v4, weights, out, keep_weights, max(tq, 1), bool(causal), dtype.type(scale),
                  dtype.type(-np.inf), dtype == np.float32, rows, p, seed, shift, threshold, keep,
                  work=math.prod(batch) * tq * n)
@@ -321,9 +335,9 @@ class Attention(Function):
         p, seed, shift, threshold, keep = self.dropout
         # The scale goes into dS unless dS itself is asked for (the mask's gradient): then after the GEMMs.
         factor, later = (dtype.type(1), dtype.type(self.scale)) if needs[3] else (dtype.type(self.scale), None)
-        grads = [np.empty(a.shape if needs[i] else (0, 0, 0, 0), dtype)
+        grads = [(_heads_inside if i < 3 else np.empty)(a.shape if needs[i] else (0, 0, 0, 0), dtype)
                  for i, a in enumerate((self.q, self.k, self.v, w))]
-        _backward(self.q, self.k, self.v, w, _as_4d(np.ascontiguousarray(g, dtype), batch), *grads,
+        _backward(self.q, self.k, self.v, w, _as_4d(g.astype(dtype, copy=False), batch), *grads,
                   np.array(needs[:4]), max(tq, 1), self.causal, factor, p, seed, shift, threshold, keep,
                   work=w.size)
         if later is not None:

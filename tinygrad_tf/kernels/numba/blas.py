@@ -21,7 +21,8 @@ _N, _T = ord("N"), ord("T")
 @kernel()
 def gemm(a, b, c, trans_a, trans_b):
     """c <- op(a) @ op(b), op transposing where trans_*: a, b, c of one float dtype (float32 or
-    float64), each with contiguous rows (a last stride of one element)."""
+    float64), each with contiguous rows (a last stride of one element) that do not overlap (a
+    row stride of at least a row)."""
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
     if m == 0 or n == 0:
@@ -33,5 +34,12 @@ def gemm(a, b, c, trans_a, trans_b):
     factors = np.zeros(2, c.dtype)  # alpha 1, beta 0
     factors[0] = 1
     _numba.xxgemm(ord("s") if size == 4 else ord("d"), _T if trans_b else _N, _T if trans_a else _N, n, m, k,
-                     factors[0:].ctypes, b.ctypes, max(1, b.strides[0] // size), a.ctypes,
-                     max(1, a.strides[0] // size), factors[1:].ctypes, c.ctypes, max(1, c.strides[0] // size))
+                     factors[0:].ctypes, b.ctypes, _leading(b), a.ctypes, _leading(a), factors[1:].ctypes, c.ctypes,
+                     _leading(c))
+
+
+@kernel()
+def _leading(a):
+    """BLAS's leading dimension of row-major a: its row stride in elements (a single row's
+    stride, never read, may be anything: then its length, as BLAS asks at least that)."""
+    return max(1, a.shape[1], a.strides[0] // a.itemsize) if a.shape[0] <= 1 else a.strides[0] // a.itemsize
