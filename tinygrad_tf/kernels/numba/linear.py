@@ -1,6 +1,5 @@
 """Linear (F.linear: with or without a bias, with or without ReLU) on numba's threads: each
-thread multiplies a block of rows (the output, the input gradient) or of output features (the
-weight and bias gradients) by a single-threaded BLAS call made from inside the kernel
+thread multiplies a block of rows by single-threaded BLAS calls made from inside the kernel
 (blas.py), and runs the bias and ReLU over its own rows while they are in its cache.
 
 Why not NumPy's matmul, whose OpenBLAS has threads of its own: then two pools share the cores,
@@ -9,15 +8,17 @@ the cores the other needs, so the kernels between GEMMs had to run on one thread
 says what that cost). With the GEMMs here too, one pool does all of a step's work, as
 PyTorch's OpenMP pool does its GEMMs and loops.
 
-The blocks: as many as the call has threads (one on the serial path: one GEMM). Forward: rows
-of x and of the output. Backward: the ReLU's select over a block of rows (where the output is
-<= 0 the gradient is 0, a select, so a NaN gradient does not leak where the input was cut);
-then, after every row is done, the input gradient for a block of rows and the weight gradient
-for a block of output features (gy[:, block]^T x, a column block read in place), with the bias
-gradient of those features summed over the rows in order, in float64. No sum is split across
-threads, so the bias gradient is the same bits on any number of threads; the GEMMs are BLAS's,
-whose blocking decides their bits. The rules are the textbook op's (ops/linear.py): max(y, 0)
-carries NaN through."""
+The blocks: as many as the call has threads (one on the serial path: one GEMM each). Forward:
+rows of x and of the output. Backward: the ReLU's select over a block of rows (where the output
+is <= 0 the gradient is 0, a select, so a NaN gradient does not leak where the input was cut);
+then, once every row is done, per block: the input gradient of its rows, its rows' share of the
+weight gradient (gy[rows]^T x[rows], block 0's into the gradient, the others' into scratch,
+then added in block order), and the bias gradient of a block of output features, summed over
+all rows in order in float64. The bias gradient is the same bits on any number of threads; the
+weight gradient's last bits depend on the number of blocks, as a threaded BLAS's may. Split by
+output features instead (no partial products), each thread packed all of x: 266 against 157 us
+for a 768 x 128 x 128 weight gradient, 180 this way (2 threads). The rules are the textbook op's
+(ops/linear.py): max(y, 0) carries NaN through."""
 import numpy as np
 
 from ...function import Function
