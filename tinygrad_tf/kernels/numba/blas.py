@@ -15,7 +15,7 @@ import numpy as np
 from . import _numba
 from ._numba import kernel
 
-_N, _T = ord("N"), ord("T")
+_N, _T, _SINGLE, _DOUBLE = (ord(c) for c in "NTsd")  # (constants: numba compiles ord() and str code slowly)
 
 
 @kernel()
@@ -27,13 +27,15 @@ def gemm(a, b, c, trans_a, trans_b):
     k = a.shape[0] if trans_a else a.shape[1]
     if m == 0 or n == 0:
         return
-    if k == 0:
-        c[:] = 0
+    if k == 0:  # (loops: c[:] = 0 compiles numba's shape-error formatting, ~5 s)
+        for r in range(m):
+            for j in range(n):
+                c[r, j] = 0
         return
     size = c.itemsize
     factors = np.zeros(2, c.dtype)  # alpha 1, beta 0
     factors[0] = 1
-    _numba.xxgemm(ord("s") if size == 4 else ord("d"), _T if trans_b else _N, _T if trans_a else _N, n, m, k,
+    _numba.xxgemm(_SINGLE if size == 4 else _DOUBLE, _T if trans_b else _N, _T if trans_a else _N, n, m, k,
                      factors[0:].ctypes, b.ctypes, _leading(b), a.ctypes, _leading(a), factors[1:].ctypes, c.ctypes,
                      _leading(c))
 
