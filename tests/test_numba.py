@@ -351,10 +351,12 @@ def test_split_kernels_match_the_textbook_and_their_serial_bits(case, dtype, spl
 
 
 def test_the_split_threshold_comes_from_the_environment_and_a_bad_one_is_named():
-    assert _numba._parallel_from(None) == 1 << 16 and _numba._parallel_from("4096") == 4096
+    """Unset: 65536 where SciPy's BLAS lets the GEMMs join numba's pool, else 2^24 (nothing splits)."""
+    assert _numba._parallel_from(None, blas=True) == 1 << 16 and _numba._parallel_from(None, blas=False) == 1 << 24
+    assert _numba._parallel_from("4096", blas=False) == 4096
     for bad in ("lots", "-1", "1e6"):
         with pytest.raises(ValueError, match=f"TINYGRAD_TF_PARALLEL_FROM must be a count of elements.*{bad!r}"):
-            _numba._parallel_from(bad)
+            _numba._parallel_from(bad, blas=True)
     run = subprocess.run([sys.executable, "-c", "import tinygrad_tf.kernels.numba._numba as n; print(n.PARALLEL_FROM)"],
                          capture_output=True, text=True, env=dict(os.environ, TINYGRAD_TF_PARALLEL_FROM="65536"))
     assert run.stdout == "65536\n", run.stderr

@@ -47,7 +47,8 @@ Two options:
   OMP_WAIT_POLICY=passive and OPENBLAS_THREAD_TIMEOUT=4 in the environment. With one pool the
   cpu preset's step on 2 cores went from ~42 to ~39 ms (65536, 16384 and 0 measured alike),
   and on 16 cores from 32.4 to 18.1 ms (seed preset 3.27 -> 1.63 s) in the default
-  environment, where OMP_WAIT_POLICY=passive now costs (26.7 ms). Another machine may set
+  environment, where OMP_WAIT_POLICY=passive now costs (26.7 ms). Without SciPy the GEMMs stay
+  NumPy's, and so the default stays 2^24 there (nothing splits). Another machine may set
   TINYGRAD_TF_PARALLEL_FROM=<elements>, read at import (tests force it to 0).
 - one_blas_thread=True (with split=True): the kernel calls BLAS itself (np.dot or blas.gemm,
   which reach SciPy's BLAS: has_blas()), one matrix product per iteration of its prange
@@ -68,10 +69,12 @@ import numpy as np
 
 from .. import enabled
 
-def _parallel_from(setting):
-    """TINYGRAD_TF_PARALLEL_FROM as a count of elements (unset: 65536, see above)."""
+def _parallel_from(setting, blas):
+    """TINYGRAD_TF_PARALLEL_FROM as a count of elements. Unset: 65536 where the GEMMs join numba's
+    pool (`blas`: SciPy's BLAS is here), else 2^24, above every size measured, as when NumPy's
+    OpenBLAS threads do the GEMMs a split kernel waits for their spinning workers (see above)."""
     if setting is None:
-        return 1 << 16
+        return 1 << 16 if blas else 1 << 24
     try:
         value = int(setting)
     except ValueError:
@@ -82,7 +85,8 @@ def _parallel_from(setting):
 
 
 # The elements a call visits from which a kernel with split=True splits (above: why).
-PARALLEL_FROM = _parallel_from(os.environ.get("TINYGRAD_TF_PARALLEL_FROM"))
+PARALLEL_FROM = _parallel_from(os.environ.get("TINYGRAD_TF_PARALLEL_FROM"),
+                               blas=importlib.util.find_spec("scipy") is not None)
 numba = None  # the numba module once load() has imported it; None when it is not installed
 prange = range  # numba.prange once numba is loaded: the loops that a parallel kernel splits over threads
 xxgemm = None  # numba's C helper around SciPy's gemm, once numba is loaded (blas.py)
