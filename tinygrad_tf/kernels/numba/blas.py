@@ -36,8 +36,8 @@ def gemm(a, b, c, trans_a, trans_b):
     factors = np.zeros(2, c.dtype)  # alpha 1, beta 0
     factors[0] = 1
     _numba.xxgemm(_SINGLE if size == 4 else _DOUBLE, _T if trans_b else _N, _T if trans_a else _N, n, m, k,
-                     factors[0:].ctypes, b.ctypes, _leading(b), a.ctypes, _leading(a), factors[1:].ctypes, c.ctypes,
-                     _leading(c))
+                  factors[0:].ctypes, b.ctypes, _leading(b), a.ctypes, _leading(a), factors[1:].ctypes, c.ctypes,
+                  _leading(c))
 
 
 @kernel()
