@@ -11,7 +11,9 @@ call, and the CPU runs the NumPy path of kernels/cpu/ unchanged.
 - cache=True: the machine code goes to numba's on-disk cache (`__pycache__` beside the
   source, or NUMBA_CACHE_DIR), so that a later process loads it instead of compiling it
   (on the project's 2-core CPU the kernels of a float32 cpu-preset GPT step, serial and
-  parallel variants, take 24 s to compile, and 0.7 s to load, numba's import included);
+  parallel variants, take 24-27 s to compile, and 0.7-1 s to load, numba's import included;
+  a slice assignment such as row[:] = x costs ~5 s of that alone, numba compiling its
+  shape-error message: the kernels write such copies as loops);
 - fastmath=False: IEEE arithmetic, each operation rounded as NumPy rounds it, no
   reassociated sums and no fused multiply-adds, so that the kernels agree with the textbook
   ops to rounding (and the Adam update bit for bit);

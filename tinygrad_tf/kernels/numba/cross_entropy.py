@@ -40,19 +40,22 @@ def _forward(logits, target, ignore_index, smoothing, loss, dlogits):
         top = row[0]
         for j in range(1, c):
             top = max(top, row[j])  # a NaN row stays NaN below, through its exponentials
-        d_row[:] = row
+        for j in range(c):  # (loops, not d_row[:] = ...: numba compiles shape-error formatting for those, ~5 s)
+            d_row[j] = row[j]
         exp_shifted(d_row, top, c, single, zero)  # max-shift: no overflow in exp
         total = _sum(d_row)
         shifted_sum = _sum(row) - c * np.float64(top)
         t = target[r]
         if t == ignore_index:
             loss[r] = 0.0
-            d_row[:] = 0.0
+            for j in range(c):
+                d_row[j] = 0.0
             continue
         log_total = np.log(total)
         if t < 0 or t >= c:
             loss[r] = np.nan
-            d_row[:] = np.nan
+            for j in range(c):
+                d_row[j] = np.nan
             continue
         picked = row[t] - top - log_total  # log p of the target
         loss[r] = -(1.0 - smoothing) * picked - uniform * (shifted_sum - c * log_total)
