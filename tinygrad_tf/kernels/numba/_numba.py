@@ -207,16 +207,18 @@ class Kernel:
     def _numba_type_(self):
         return load().types.Dispatcher(self.compiled(self.parallel))
 
-    def splits(self, work):
-        """Whether a call visiting `work` elements runs the parallel variant."""
-        return self.parallel or (self.split and work >= PARALLEL_FROM and load().get_num_threads() > 1)
-
     def threads(self, work):
-        """The threads a call visiting `work` elements runs on (1 when it does not split)."""
-        return load().get_num_threads() if self.splits(work) else 1
+        """The threads a call visiting `work` elements runs on (1: the serial variant). Numba's
+        count is asked only at or above the threshold."""
+        return load().get_num_threads() if self.parallel or (self.split and work >= PARALLEL_FROM) else 1
 
     def __call__(self, *args, work=0):
-        parallel = self.splits(work)
+        return self.run(self.threads(work), *args)
+
+    def run(self, threads, *args):
+        """The kernel on `threads` threads, as threads(work) gave them: for a caller that sizes
+        its blocks by them first (linear.py), so that numba's count is asked once a call."""
+        parallel = self.parallel or threads > 1
         if parallel and self.one_blas_thread:
             with one_blas_thread():
                 return self.compiled(True)(*args)

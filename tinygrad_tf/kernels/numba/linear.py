@@ -109,7 +109,8 @@ class Linear(Function):
         out = np.empty((x2.shape[0], weight.shape[0]), x.dtype)
         bias = np.empty(0, x.dtype) if bias is None else np.ascontiguousarray(bias)
         work = out.size + x2.size
-        _forward(x2, self.weight, bias, out, self.relu, _forward.threads(work), work=work)
+        blocks = _forward.threads(work)
+        _forward.run(blocks, x2, self.weight, bias, out, self.relu, blocks)
         self.out, self.out_shape = out if self.relu else None, out.shape  # the ReLU's backward reads its output
         return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
@@ -121,6 +122,6 @@ class Linear(Function):
         work = g2.size + self.x2.size
         blocks = _backward.threads(work)
         parts = np.empty((blocks - 1,) + gw.shape if self.needs_grad[1] else (0, 0, 0), g2.dtype)
-        _backward(g2, out, self.weight, self.x2, gy, gx, gw, parts, gb, self.relu, blocks, work=work)
+        _backward.run(blocks, g2, out, self.weight, self.x2, gy, gx, gw, parts, gb, self.relu, blocks)
         return (gx.reshape(self.x_shape) if self.needs_grad[0] else None, gw if self.needs_grad[1] else None,
                 gb if self.needs_grad[2] else None)
