@@ -71,21 +71,31 @@ def test_split_over_threads_matches_the_textbook_op_and_the_serial_bits(case, dt
         np.testing.assert_array_equal(a, b)
 
 
-def test_blas_runs_on_one_thread_inside_the_split_kernels(split, monkeypatch):
-    """While the parallel variant runs, every BLAS of the process is on one thread; after, as before."""
+@pytest.mark.parametrize("scipy_has_its_own", [True, False], ids=["own-copy", "shared"])
+def test_blas_runs_on_one_thread_inside_the_split_kernels(split, monkeypatch, scipy_has_its_own):
+    """While the parallel variant runs, the kernels' BLAS is on one thread. After: SciPy's own
+    copy stays there and every other BLAS is as before; a BLAS it shares is restored."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    own, shared = _numba._kernels_blas()
+    everything = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
+    if not scipy_has_its_own:
+        own, shared = (), tuple(everything)
+        monkeypatch.setattr(_numba, "_kernels_blas", lambda: (own, shared))
+    elif not own:
+        pytest.skip("SciPy here has no BLAS of its own (not a wheel's)")
     seen = []
     compiled = numba_attention._forward.compiled
 
     def spy(parallel):
         run = compiled(parallel)
-        return lambda *args: (seen.append([lib["num_threads"] for lib in threadpoolctl.threadpool_info()
-                                           if lib["user_api"] == "blas"]), run(*args))[1]
+        return lambda *args: (seen.append([library.get_num_threads() for library in own + shared]), run(*args))[1]
     monkeypatch.setattr(numba_attention._forward, "compiled", spy)
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         Attention().forward(*_qkv(2, 3, 16, 8), None, 0.35, 0.0, None, True)
-        after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
-    assert seen and all(n == 1 for n in seen[0]) and after == [2] * len(after)
+        after = {library.filepath: library.get_num_threads() for library in everything}
+    assert seen == [[1] * len(own + shared)]
+    held = {library.filepath for library in own}
+    assert after == {library.filepath: 1 if library.filepath in held else 2 for library in everything}
 
 
 def test_without_scipy_the_numpy_twin_runs(monkeypatch):

@@ -19,8 +19,10 @@ numba's for the loops, had each one's idle workers spinning on the cores the oth
 2 cores nothing could split, and 16 cores needed OMP_WAIT_POLICY=passive and
 OPENBLAS_THREAD_TIMEOUT=4 set before start-up. Now the default environment is the fast one
 (16 Xeon cores: the seed preset's step 1.63 s against PyTorch's 3.59 s; OMP_WAIT_POLICY=passive
-makes the small preset slower, 26.7 ms against 18.1). BLAS's count still matters for what runs
-outside the kernels (the NumPy path, matmuls of other shapes).
+makes the small preset slower, 26.7 ms against 18.1). The copy of OpenBLAS that SciPy's wheels
+bring, the one the kernels call, is left on one thread once they have run (set again at their
+next call, whatever set_num_threads gave it; _numba.py says why); NumPy's BLAS keeps the count
+set here, for what runs outside the kernels (the NumPy path, matmuls of other shapes).
 
 Numba counts threads per calling thread (a count set in one Python thread does not apply to
 another) and goes up to NUMBA_NUM_THREADS at most (the cores, unless that variable says

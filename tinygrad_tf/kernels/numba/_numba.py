@@ -54,10 +54,17 @@ Two options:
   TINYGRAD_TF_PARALLEL_FROM=<elements>, read at import (tests force it to 0).
 - one_blas_thread=True (with split=True): the kernel calls BLAS itself (np.dot or blas.gemm,
   which reach SciPy's BLAS: has_blas()), one matrix product per iteration of its prange
-  loop. Its parallel variant then runs with every BLAS in the process on one thread
-  (threadpoolctl), restored after: the GEMMs and the loops around them share numba's pool,
-  each thread multiplying its own matrices, as PyTorch's batched products run. With BLAS on its
-  own threads too, each product would wake a pool of its own inside each of numba's threads.
+  loop. Its parallel variant then runs with that BLAS on one thread: the GEMMs and the loops
+  around them share numba's pool, each thread multiplying its own matrices, as PyTorch's
+  batched products run. With BLAS on its own threads too, each product would wake a pool of
+  its own inside each of numba's threads. Which BLAS, and for how long (blas_on_one_thread):
+  SciPy's wheels bring a copy of OpenBLAS that nothing but SciPy calls; that copy is left on
+  one thread once a kernel has set it (a later call sets it again if something changed it).
+  Set back to its threads after every call, as at first, its idle workers woke each time and
+  spun on the cores numba's threads needed: 1.0-1.6 ms of a cpu-preset step on 2 cores (medians
+  of 43-57 ms; four runs of 200 steps each way, the two ways alternating step by step). Where SciPy's BLAS is not its own copy
+  (conda, a system BLAS that NumPy shares), every BLAS is set to one thread for the call and
+  restored after, as NumPy's matmuls need their threads.
 The first compile in a process prints one line to stderr: it is a wait of seconds.
 """
 import contextlib
@@ -139,30 +146,40 @@ def has_blas():
 
 
 @functools.cache
-def _blas_libraries():
-    """threadpoolctl's handles on the BLAS libraries of this process, SciPy's loaded first (the
-    kernels' GEMMs call that one); none without threadpoolctl."""
+def _kernels_blas():
+    """threadpoolctl's handles on the BLAS the kernels call, SciPy's, as (own, shared): own, the
+    copy inside SciPy's install (its wheels': scipy.libs, scipy/.dylibs), which only SciPy
+    uses; shared, when SciPy has no copy of its own, every BLAS of the process (one of them is
+    SciPy's, which NumPy may share). Neither without threadpoolctl."""
     try:
+        import scipy
         import scipy.linalg.cython_blas  # noqa: F401 (loaded, so that the handles include it)
         import threadpoolctl
     except ImportError:
-        return ()
-    return tuple(threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers)
+        return (), ()
+    libraries = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
+    home = os.path.realpath(os.path.dirname(scipy.__file__))
+    own = tuple(library for library in libraries
+                if os.path.realpath(library.filepath).startswith((home + os.sep, home + ".libs" + os.sep)))
+    return (own, ()) if own else ((), tuple(libraries))
 
 
 @contextlib.contextmanager
-def one_blas_thread():
-    """A context in which every BLAS of the process runs on one thread (see one_blas_thread
-    above). Each library's own setter, through threadpoolctl's handles: ~5 us in and out, where
-    threadpoolctl's limit() context took ~15."""
-    libraries = _blas_libraries()
-    before = [library.get_num_threads() for library in libraries]
-    for library in libraries:
+def blas_on_one_thread():
+    """A context in which the BLAS the kernels call runs on one thread (see one_blas_thread
+    above): SciPy's own copy set to one thread and left there, a shared BLAS set for the
+    context and restored. Each library's own setter, through threadpoolctl's handles."""
+    own, shared = _kernels_blas()
+    for library in own:
+        if library.get_num_threads() != 1:
+            library.set_num_threads(1)
+    before = [library.get_num_threads() for library in shared]
+    for library in shared:
         library.set_num_threads(1)
     try:
         yield
     finally:
-        for library, threads in zip(libraries, before):
+        for library, threads in zip(shared, before):
             library.set_num_threads(threads)
 
 
@@ -220,7 +237,7 @@ class Kernel:
         its blocks by them first (linear.py), so that numba's count is asked once a call."""
         parallel = self.parallel or threads > 1
         if parallel and self.one_blas_thread:
-            with one_blas_thread():
+            with blas_on_one_thread():
                 return self.compiled(True)(*args)
         return self.compiled(parallel)(*args)
 
