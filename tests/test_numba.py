@@ -253,9 +253,16 @@ def test_set_num_threads_sets_numba_and_blas_and_results_do_not_depend_on_it():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_adam_update_matches_the_textbook_bit_for_bit(dtype):
+@pytest.mark.parametrize("threads", ["serial", "split"])
+def test_adam_update_matches_the_textbook_bit_for_bit(dtype, threads, request, monkeypatch):
+    """On one thread, and split over two (each element's update is its own: the same bits)."""
+    if threads == "split":
+        request.getfixturevalue("split")
+    else:
+        monkeypatch.setattr(_numba, "PARALLEL_FROM", 1 << 62)
     row = check.check_numba_adam(dtype)
     assert row["passed"] and row["worst"] == 0.0, row
+    assert (True in adam._update.variants) or threads == "serial"
 
 
 def test_adam_update_without_weight_decay_and_a_float32_param():

@@ -1,5 +1,6 @@
 """Adam/AdamW's update as a Numba loop: one pass over each param, where the textbook update
 (Adam._update in optim/adam.py) makes about ten NumPy passes and allocates the new moments.
+A big param's pass splits over numba's threads (split=True; each element's update is its own).
 
 update() takes all of a group's params of one dtype and step count at once, for the optimizer
 to call in place of its per-param textbook update (as it calls kernels/cuda/adam.py on the
@@ -9,13 +10,14 @@ against a float32 array, and every operation is rounded once (fastmath=False: no
 multiply-adds), so the two agree bit for bit (check.py checks it)."""
 import numpy as np
 
+from . import _numba
 from ._numba import kernel, usable
 
 
-@kernel()
+@kernel(split=True)
 def _update(param, grad, exp_avg, exp_avg_sq, l2, decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
             sqrt_bias_correction2, eps, step_size):
-    for i in range(param.size):
+    for i in _numba.prange(param.size):
         g, p = grad[i], param[i]
         if l2 != 0:
             g = g + l2 * p                                     # Adam: L2 in the gradient
@@ -44,4 +46,4 @@ def update(params, grads, exp_avgs, exp_avg_sqs, *, lr, beta1, beta2, eps, weigh
     scalars = (t(l2), t(decay), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2), t((1 - beta2 ** step) ** 0.5),
                t(eps), t(lr / (1 - beta1 ** step)))
     for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
-        _update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), *scalars)
+        _update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), *scalars, work=p.size)
