@@ -64,28 +64,34 @@ def apply(op, *args, **kwargs):
     raw = [a.data if isinstance(a, Tensor) else a for a in args]
     fn = dispatch.choose(op, raw, kwargs)()
     record = is_grad_enabled()
-    needs = tuple(isinstance(a, Tensor) and record and a._requires_grad for a in args)
-    fn.needs_grad = needs
+    fn.needs_grad = needs = tuple([isinstance(a, Tensor) and record and a._requires_grad for a in args])
     observer = _observer.get()
     if observer is not None:
         observer.before(fn, raw, kwargs)
     data = fn.forward(*raw, **kwargs)
     if isinstance(data, np.generic):  # NumPy reductions give scalars; .data is always an array
         data = np.asarray(data)
-    out = Tensor._wrap(data, fn if any(needs) else None)
+    recorded = any(needs)
+    out = Tensor._wrap(data, fn if recorded else None)
     if data.base is not None:  # a view (reshape, permute, slice...): writes to either are writes to both
         viewed = next((a for a in args if isinstance(a, Tensor) and _storage(a.data) is _storage(data)), None)
         if viewed is not None:
             out._version = viewed._version
-    if not any(needs):
+    if not recorded:
         return out
-    fn.parents = tuple(a._grad_node() if isinstance(a, Tensor) else None for a in args)
-    fn.input_shapes = tuple(a.data.shape if isinstance(a, Tensor) else None for a in args)  # plain tuples: per op
+    # Per argument (one pass: this runs for every op of a forward): the node its gradient goes to,
+    # its shape, and the version of each tensor backward reads (plain tuples: per op).
     reads = op.reads_for(needs)
-    fn.saved_versions = tuple((a._version, a._version[0]) for i, a in enumerate(args)
-                              if isinstance(a, Tensor) and (reads is None or i in reads))
+    parents, shapes, versions = [], [], []
+    for i, a in enumerate(args):
+        tensor = isinstance(a, Tensor)
+        parents.append(a._grad_node() if tensor else None)
+        shapes.append(a.data.shape if tensor else None)
+        if tensor and (reads is None or i in reads):
+            versions.append((a._version, a._version[0]))
     if op.reads_output:
-        fn.saved_versions += ((out._version, out._version[0]),)
+        versions.append((out._version, out._version[0]))
+    fn.parents, fn.input_shapes, fn.saved_versions = tuple(parents), tuple(shapes), tuple(versions)
     if observer is not None:
         observer.after(fn, out)
     return out
