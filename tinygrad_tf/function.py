@@ -10,6 +10,10 @@ tensor.apply, which also picks a fused twin of the op when one applies (dispatch
 """
 
 
+# What a node keeps once its backward has run: the graph's links and what the hooks and checks read.
+_KEPT = ("parents", "input_shapes", "_hooks", "retained", "needs_grad", "saved_versions")
+
+
 class Function:
     """`reads`: the indices of the tensor arguments whose values backward uses (None: all of them),
     and `reads_output`: whether it uses the output's. If one of those is written in place between
@@ -52,7 +56,8 @@ class Function:
 
     def release(self):
         """Drop everything saved for backward (called after backward, as in PyTorch)."""
-        keep = ("parents", "input_shapes", "_hooks", "retained", "released", "needs_grad", "saved_versions")
-        for name in [k for k in vars(self) if k not in keep]:
-            delattr(self, name)
+        state = vars(self)
+        kept = {name: state[name] for name in _KEPT if name in state}
+        state.clear()
+        state.update(kept)
         self.released = True
