@@ -245,18 +245,28 @@ def _backward(q, k, v, weights, g, gq, gk, gv, gscores, needs, tq, causal, facto
             gemm(gs, q[i, j], gk[i, j], True, False)
 
 
+def _broadcast(a, b):
+    """np.broadcast_shapes(a, b), without its ~2.5 us where the shapes are equal (the GPT's calls:
+    per call Python costs a few times more between a step's GEMMs than in a loop of its own)."""
+    return a if a == b else np.broadcast_shapes(a, b)
+
+
 def _as_4d(a, batch):
     """a broadcast to batch dims `batch`, seen as (matrices' rows of batch, last batch dim, ...):
     two batch dims, whose (i, j) in C order is the matrix's place in `batch` (a view where
     NumPy can make one). The kernels' GEMMs (blas.py) read each matrix in place when its rows
     are contiguous, as in the GPT's head-split views of (B, T, C) arrays; otherwise (a
-    transposed matrix, rows broadcast) it is copied once here."""
-    a = np.broadcast_to(a, batch + a.shape[-2:])
+    transposed matrix, rows broadcast) it is copied once here. Read-only either way (the kernels
+    only read it): one compiled kernel for views, broadcasts and copies alike."""
+    if a.shape[:-2] != batch:
+        a = np.broadcast_to(a, batch + a.shape[-2:])
     lead = (math.prod(batch[:-1]), batch[-1]) if batch else (1, 1)
-    a = a.reshape(lead + a.shape[-2:])
+    a = a.reshape(lead + a.shape[-2:])  # (a new array object: its flags are not the caller's)
     rows, columns = a.shape[-2:]
     in_place = a.strides[-1] == a.itemsize and (rows <= 1 or a.strides[-2] >= max(columns, 1) * a.itemsize)
-    return a if in_place else np.ascontiguousarray(a)
+    a = a if in_place else np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
 
 
 def _heads_inside(shape, dtype):
@@ -283,9 +293,9 @@ class Attention(Function):
                 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:  # (the textbook op then says what)
             return False
         try:
-            batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+            batch = _broadcast(q.shape[:-2], k.shape[:-2])
             scores = batch + (q.shape[-2], k.shape[-2])
-            if np.broadcast_shapes(batch, v.shape[:-2]) != batch or \
+            if _broadcast(batch, v.shape[:-2]) != batch or \
                     bias is not None and np.broadcast_shapes(bias.shape, scores) != scores:
                 return False
         except ValueError:
@@ -294,7 +304,7 @@ class Attention(Function):
 
     def forward(self, q, k, v, bias, scale, dropout_p, seed, causal):
         dtype, needs = q.dtype, self.needs_grad or (True,) * 4  # needs_grad not set: keep all
-        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+        batch = _broadcast(q.shape[:-2], k.shape[:-2])
         tq, n = q.shape[-2], k.shape[-2]
         q4, k4, v4 = (_as_4d(a, batch) for a in (q, k, v))
         keep_weights = any(needs)
