@@ -106,13 +106,14 @@ class Linear(Function):
     def forward(self, x, weight, bias, activation):
         x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
         self.x2, self.weight, self.x_shape, self.relu = x2, np.ascontiguousarray(weight), x.shape, activation == "relu"
-        out = np.empty((x2.shape[0], weight.shape[0]), x.dtype)
+        y = np.empty(x.shape[:-1] + weight.shape[:1], x.dtype)  # (returned whole: apply has no view to trace)
+        out = y.reshape(x2.shape[0], weight.shape[0])
         bias = np.empty(0, x.dtype) if bias is None else np.ascontiguousarray(bias)
         work = out.size + x2.size
         blocks = _forward.threads(work)
         _forward.run(blocks, x2, self.weight, bias, out, self.relu, blocks)
         self.out, self.out_shape = out if self.relu else None, out.shape  # the ReLU's backward reads its output
-        return out.reshape(x.shape[:-1] + (weight.shape[0],))
+        return y
 
     def backward(self, g):
         g2 = np.ascontiguousarray(g.reshape(self.out_shape), self.x2.dtype)
