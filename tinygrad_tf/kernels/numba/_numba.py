@@ -62,9 +62,9 @@ Two options:
   one thread once a kernel has set it (a later call sets it again if something changed it).
   Set back to its threads after every call, as at first, its idle workers woke each time and
   spun on the cores numba's threads needed: 1.0-1.6 ms of a cpu-preset step on 2 cores (medians
-  of 43-57 ms; four runs of 200 steps each way, the two ways alternating step by step). Where SciPy's BLAS is not its own copy
-  (conda, a system BLAS that NumPy shares), every BLAS is set to one thread for the call and
-  restored after, as NumPy's matmuls need their threads.
+  of 43-57 ms; four runs of 200 steps each way, the two ways alternating step by step). Where
+  SciPy's BLAS is not its own copy (conda, a system BLAS that NumPy shares), every BLAS is set to
+  one thread for the call and restored after, as NumPy's matmuls need their threads.
 The first compile in a process prints one line to stderr: it is a wait of seconds.
 """
 import functools
@@ -232,7 +232,7 @@ class Kernel:
         parallel = self.parallel or threads > 1
         if not (parallel and self.one_blas_thread):
             return self.compiled(parallel)(*args)
-        restore = blas_on_one_thread()  # (not a context manager: ~2.5 us less a call)
+        restore = blas_on_one_thread()  # (a try, not a context manager: 0.6-0.7 ms of a 2-core step)
         try:
             return self.compiled(True)(*args)
         finally:
